@@ -1,0 +1,223 @@
+"""``verify()``: the one pipeline every front end calls.
+
+    load model -> parse property -> falsify (attack + onnxruntime re-check) -> bounds -> BaB
+
+Each stage is a function of values; the stages that later issues add (alpha-CROWN, GenBaB)
+plug in as further steps of ``_decide`` and see the same ``_Run`` record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from verifier.errors import ModelError, SpecMismatchError, VerifierError
+from verifier.graph import Graph
+from verifier.options import VerifyOptions
+from verifier.result import Result, Stats, Status
+from vnnlib.property import Property
+
+logger = logging.getLogger(__name__)
+
+_MAX_REJECTED_CANDIDATES = 20   # candidates onnxruntime disagrees with before we stop attacking
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Everything the decision stages share for one call of ``verify``."""
+
+    graph: Graph
+    prop: Property
+    onnx_model: str | bytes | None   # what onnxruntime re-checks counterexamples on
+    options: VerifyOptions
+    deadline: float                  # time.monotonic() value
+    stats: Stats
+
+
+@contextmanager
+def timed(stats: Stats, stage: str) -> Iterator[None]:
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        stats.add_time(stage, time.monotonic() - start)
+
+
+def verify(model: Any, spec: Any, *, timeout: float | None = None, device: str | None = None,
+           options: VerifyOptions | None = None, input_shape: tuple[int, ...] | None = None,
+           start_time: float | None = None) -> Result:
+    """Prove or refute ``spec`` on ``model``.
+
+    model: an ONNX path, an ``onnx.ModelProto``, a loaded ``Graph`` or a ``torch.nn.Module``
+        (exported to ONNX internally; pass ``input_shape`` without batch axis if the property's
+        input count is not a flat vector).
+    spec: a VNN-LIB path (``.vnnlib`` or ``.vnnlib.gz``) or a ``vnnlib.Property``.
+    timeout / device: shortcuts for the same fields of ``options``.
+    start_time: ``time.monotonic()`` at which the budget started (default: now).
+
+    Returns a ``Result``; raises ``VerifierError`` for inputs the user must fix.
+    """
+    start = time.monotonic() if start_time is None else start_time
+    options = options or VerifyOptions()
+    if timeout is not None:
+        options = dataclasses.replace(options, timeout_s=float(timeout))
+    if device is not None:
+        options = dataclasses.replace(options, device=device)
+    _check_device(options.device)
+    stats = Stats()
+    with timed(stats, "load"):
+        graph, onnx_model = _load(model, spec, input_shape)
+    with timed(stats, "parse"):
+        prop = _load_property(spec, graph)
+    run = _Run(graph, prop, onnx_model, options, start + options.timeout_s, stats)
+    status, cex, message = _decide(run)
+    return Result(status=status, counterexample=cex, time_s=time.monotonic() - start,
+                  stats=stats, message=message)
+
+
+def _decide(run: _Run):
+    """Attack first (cheap, settles most ``sat`` instances); later stages prove ``unsat``."""
+    cex = _falsify(run)
+    if cex is not None:
+        return Status.FALSIFIED, cex, "counterexample found by the attack, confirmed by onnxruntime"
+    if time.monotonic() >= run.deadline:
+        return Status.TIMEOUT, None, "time budget spent"
+    return Status.UNKNOWN, None, "no counterexample found and no proof stage could decide"
+
+
+def _falsify(run: _Run, rounds: int | None = None):
+    import torch
+
+    from verifier.attack import Falsifier
+
+    with timed(run.stats, "attack"), torch.no_grad():
+        falsifier = Falsifier(run.graph, run.prop, run.options.attack, run.options.device,
+                              _torch_dtype(run.options.dtype))
+    rejected = 0
+    while time.monotonic() < run.deadline:
+        with timed(run.stats, "attack"):
+            candidate = falsifier.run(run.deadline, rounds)
+        run.stats.attack_restarts = falsifier.restarts_done
+        run.stats.attack_steps = falsifier.steps_done
+        if candidate is None:
+            return None
+        with timed(run.stats, "confirm"):
+            cex = _confirm(run, candidate.x)
+        if cex is not None:
+            return cex
+        rejected += 1
+        run.stats.extra["rejected_candidates"] = rejected
+        logger.info("candidate rejected by the re-check (margin %.3g on our graph)",
+                    candidate.margin)
+        if rejected >= _MAX_REJECTED_CANDIDATES:
+            return None
+    return None
+
+
+def _confirm(run: _Run, x):
+    from verifier import witness
+
+    if run.onnx_model is not None and run.options.check_with_onnxruntime:
+        return witness.confirm(run.onnx_model, run.prop, x, run.graph.onnx_input_shape
+                               or run.graph.input_shape)
+    return _confirm_in_float64(run, x)
+
+
+def _confirm_in_float64(run: _Run, x):
+    """For graphs without an ONNX file: re-check with our own evaluation in float64."""
+    import numpy as np
+    import torch
+
+    from verifier.forward import evaluate
+    from verifier.result import Counterexample
+
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, *run.graph.input_shape)
+    y = evaluate(run.graph, xt).reshape(-1).numpy()
+    for i, disjunct in enumerate(run.prop.disjuncts):
+        for j, clause in enumerate(disjunct.clauses):
+            if disjunct.contains(x, 1e-9) and bool(clause.is_satisfied(y, 0.0)):
+                run.stats.extra["checked_with"] = "genbab float64 (no ONNX file)"
+                return Counterexample(x=xt.reshape(run.graph.input_shape).numpy(), y=y,
+                                      disjunct=i, clause=j)
+    return None
+
+
+# -- inputs -------------------------------------------------------------------------------
+def _load(model: Any, spec: Any, input_shape: tuple[int, ...] | None):
+    """Returns (graph, what onnxruntime should run)."""
+    from verifier.onnx_loader import load_model
+
+    if isinstance(model, Graph):
+        return model, model.source
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model), str(model)
+    type_name = type(model).__module__ + "." + type(model).__name__
+    if type_name.startswith("onnx") and hasattr(model, "SerializeToString"):
+        return load_model(model), model.SerializeToString()
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        data = export_module(model, input_shape or _flat_input_shape(spec))
+        import onnx
+        return load_model(onnx.load_from_string(data)), data
+    raise VerifierError(f"verify() cannot use a model of type {type_name}: pass an ONNX path, "
+                        "an onnx.ModelProto, a loaded Graph or a torch.nn.Module")
+
+
+def _flat_input_shape(spec: Any) -> tuple[int, ...]:
+    if isinstance(spec, Property):
+        return (spec.num_inputs,)
+    raise VerifierError("verify() on a torch.nn.Module with a VNN-LIB file needs "
+                        "input_shape=(...) (the input shape without the batch axis)")
+
+
+def export_module(module, input_shape: tuple[int, ...]) -> bytes:
+    """Export a torch module to ONNX bytes with batch 1 (the TorchScript exporter, which needs
+    no extra packages)."""
+    import torch
+
+    buffer = io.BytesIO()
+    example = torch.zeros(1, *input_shape)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), (example,), buffer, dynamo=False,
+                              input_names=["input"], output_names=["output"], opset_version=17)
+    except Exception as err:  # the exporter raises many unrelated types
+        raise ModelError("<torch.nn.Module>", f"could not export the module to ONNX: {err}") from err
+    return buffer.getvalue()
+
+
+def _load_property(spec: Any, graph: Graph) -> Property:
+    if isinstance(spec, Property):
+        if spec.num_inputs != graph.input_size or spec.num_outputs != graph.output_size:
+            raise SpecMismatchError(
+                f"the property has {spec.num_inputs} inputs and {spec.num_outputs} outputs but "
+                f"the model has {graph.input_size} input and {graph.output_size} output elements")
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        from vnnlib.parser import parse_vnnlib
+        return parse_vnnlib(Path(spec), num_inputs=graph.input_size,
+                            num_outputs=graph.output_size)
+    raise VerifierError(f"verify() cannot use a spec of type {type(spec).__name__}: pass a "
+                        "VNN-LIB path or a vnnlib.Property")
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise VerifierError(f"device {device!r} requested but CUDA is not available on this "
+                                "machine; use --device cpu")
+
+
+def _torch_dtype(name: str):
+    import torch
+    return torch.float64 if name == "float64" else torch.float32

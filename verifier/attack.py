@@ -1,0 +1,209 @@
+"""Falsification: random sampling plus PGD with restarts inside each disjunct's box.
+
+Every (disjunct, clause) pair of the property is a *target*: a box and the rows that must all
+hold for a violation.  Points are assigned to targets and pushed, by sign-gradient steps
+projected onto their box, to make ``max_i (c_i.y - d_i) + tolerance <= 0``.  The attack runs
+on our torch graph (batched); whatever it finds is only a *candidate* until ``witness.confirm``
+re-runs it through onnxruntime on the original model.
+
+Why sign-gradient PGD with a geometric step schedule: it is scale-free per input dimension (the
+step is a fraction of each dimension's box width), needs no tuning per benchmark and is what
+the competition attacks use.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from verifier.forward import evaluate
+from verifier.graph import Graph
+from verifier.options import AttackOptions
+from vnnlib.property import Property
+
+logger = logging.getLogger(__name__)
+
+_PAD_THRESHOLD = 1e30     # padded rows: 0.y <= 1e30, always satisfied
+_MAX_POINT_ELEMENTS = 2_000_000   # cap on batch * input_size per forward pass
+
+
+@dataclass(frozen=True)
+class Targets:
+    """All (disjunct, clause) pairs as padded tensors.
+
+    lower, upper: (T, n); coeffs: (T, R, m); thresholds: (T, R); disjunct, clause: (T,) ints."""
+
+    lower: torch.Tensor
+    upper: torch.Tensor
+    coeffs: torch.Tensor
+    thresholds: torch.Tensor
+    disjunct: np.ndarray
+    clause: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return self.lower.shape[0]
+
+    def subset(self, index: torch.Tensor) -> "Targets":
+        idx = index.cpu().numpy()
+        return Targets(self.lower[index], self.upper[index], self.coeffs[index],
+                       self.thresholds[index], self.disjunct[idx], self.clause[idx])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A point our evaluation says violates target ``(disjunct, clause)``; x is flat float64."""
+
+    x: np.ndarray
+    disjunct: int
+    clause: int
+    margin: float   # max_i (c_i.y - d_i) on our graph; <= 0 means violated
+
+
+def build_targets(prop: Property, dtype: torch.dtype, device: torch.device) -> Targets:
+    pairs = [(i, j, d, c) for i, d in enumerate(prop.disjuncts) for j, c in enumerate(d.clauses)]
+    rows = max(c.num_rows for _, _, _, c in pairs)
+    n_targets, m = len(pairs), prop.num_outputs
+    coeffs = np.zeros((n_targets, rows, m))
+    thresholds = np.full((n_targets, rows), _PAD_THRESHOLD)
+    for t, (_, _, _, c) in enumerate(pairs):
+        coeffs[t, :c.num_rows] = c.coeffs
+        thresholds[t, :c.num_rows] = c.thresholds
+    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
+    return Targets(lower=as_t([d.lower for _, _, d, _ in pairs]),
+                   upper=as_t([d.upper for _, _, d, _ in pairs]),
+                   coeffs=as_t(coeffs), thresholds=as_t(thresholds),
+                   disjunct=np.array([p[0] for p in pairs]), clause=np.array([p[1] for p in pairs]))
+
+
+def margins(graph: Graph, x: torch.Tensor, coeffs: torch.Tensor,
+            thresholds: torch.Tensor) -> torch.Tensor:
+    """Per point the clause margin ``max_i (c_i.y - d_i)``; x: (B, n), coeffs: (B, R, m) -> (B,)."""
+    y = evaluate(graph, x.reshape(x.shape[0], *graph.input_shape)).reshape(x.shape[0], -1)
+    rows = torch.einsum("brm,bm->br", coeffs, y) - thresholds
+    return rows.max(dim=1).values
+
+
+def _points_per_forward(graph: Graph) -> int:
+    return max(1, min(4096, _MAX_POINT_ELEMENTS // max(1, graph.input_size)))
+
+
+def _chunks(count: int, size: int) -> Iterator[slice]:
+    for start in range(0, count, size):
+        yield slice(start, min(count, start + size))
+
+
+class Falsifier:
+    """Searches for candidate counterexamples until one is found, the rounds are used up or the
+    deadline passes.  Construct once per (graph, property); ``run`` may be called repeatedly
+    (e.g. interleaved with branch-and-bound) and continues with fresh random restarts."""
+
+    def __init__(self, graph: Graph, prop: Property, options: AttackOptions,
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        self.graph = graph
+        self.options = options
+        self.device = torch.device(device)
+        self.targets = build_targets(prop, dtype, self.device)
+        self.generator = torch.Generator(device="cpu").manual_seed(options.seed)
+        self.restarts_done = 0
+        self.steps_done = 0
+        self.best_margin = math.inf
+
+    # -- public ---------------------------------------------------------------------------
+    def run(self, deadline: float, rounds: int | None = None) -> Candidate | None:
+        """Centres, then random samples, then ``rounds`` PGD rounds (default from options)."""
+        found = self._try_points(self._centres(), self.targets) if self.restarts_done == 0 else None
+        if found is None and self.restarts_done == 0 and self.options.samples > 0:
+            found = self._sample(deadline)
+        rounds = self.options.rounds if rounds is None else rounds
+        for _ in range(rounds):
+            if found is not None or time.monotonic() >= deadline:
+                break
+            found = self._pgd_round(deadline)
+        return found
+
+    # -- stages ---------------------------------------------------------------------------
+    def _centres(self) -> torch.Tensor:
+        return (self.targets.lower + self.targets.upper) / 2
+
+    def _uniform(self, targets: Targets, per_target: int) -> torch.Tensor:
+        """(T*per_target, n) uniform points; point k belongs to target k // per_target."""
+        lower = targets.lower.repeat_interleave(per_target, dim=0)
+        upper = targets.upper.repeat_interleave(per_target, dim=0)
+        u = torch.rand(lower.shape, generator=self.generator, dtype=lower.dtype).to(self.device)
+        return lower + u * (upper - lower)
+
+    def _sample(self, deadline: float) -> Candidate | None:
+        per_target = max(1, self.options.samples // max(1, self.targets.count))
+        x = self._uniform(self.targets, per_target)
+        owners = torch.arange(self.targets.count, device=self.device).repeat_interleave(per_target)
+        return self._try_points(x, self.targets.subset(owners), deadline)
+
+    def _try_points(self, x: torch.Tensor, targets: Targets,
+                    deadline: float = math.inf) -> Candidate | None:
+        """Evaluate points (one per target row) and return the first violating one."""
+        with torch.no_grad():
+            for part in _chunks(x.shape[0], _points_per_forward(self.graph)):
+                m = margins(self.graph, x[part], targets.coeffs[part], targets.thresholds[part])
+                found = self._first_violation(x[part], m, targets, part.start)
+                if found is not None or time.monotonic() >= deadline:
+                    return found
+        return None
+
+    def _first_violation(self, x: torch.Tensor, m: torch.Tensor, targets: Targets,
+                         offset: int) -> Candidate | None:
+        finite = torch.nan_to_num(m, nan=math.inf)
+        self.best_margin = min(self.best_margin, float(finite.min()))
+        hits = torch.nonzero(finite <= 0).flatten()
+        if hits.numel() == 0:
+            return None
+        k = int(hits[torch.argmin(finite[hits])])
+        t = offset + k
+        return Candidate(x[k].detach().double().cpu().numpy(), int(targets.disjunct[t]),
+                         int(targets.clause[t]), float(finite[k]))
+
+    def _pgd_round(self, deadline: float) -> Candidate | None:
+        """One round of PGD from fresh random restarts (plus the centres in the first round)."""
+        per_target = max(1, self.options.restarts)
+        budget = _points_per_forward(self.graph)
+        if self.targets.count * per_target > budget:
+            per_target = max(1, budget // self.targets.count)
+        owners = torch.arange(self.targets.count, device=self.device).repeat_interleave(per_target)
+        for part in _chunks(owners.numel(), budget):
+            targets = self.targets.subset(owners[part])
+            x = self._uniform(targets, 1)
+            if self.restarts_done == 0 and part.start == 0:
+                x[::per_target] = ((targets.lower + targets.upper) / 2)[::per_target]
+            found = self._descend(x, targets, deadline)
+            self.restarts_done += x.shape[0]
+            if found is not None or time.monotonic() >= deadline:
+                return found
+        return None
+
+    def _descend(self, x: torch.Tensor, targets: Targets, deadline: float) -> Candidate | None:
+        width = targets.upper - targets.lower
+        steps = max(1, self.options.steps)
+        first, last = 0.25, 1e-3
+        for step in range(steps):
+            size = first * (last / first) ** (step / max(1, steps - 1))
+            x = x.detach().requires_grad_(True)
+            m = margins(self.graph, x, targets.coeffs, targets.thresholds)
+            found = self._first_violation(x, m.detach(), targets, 0)
+            if found is not None:
+                return found
+            loss = torch.nan_to_num(m + self.options.tolerance, nan=0.0).clamp(min=0).sum()
+            (grad,) = torch.autograd.grad(loss, x)
+            with torch.no_grad():
+                x = torch.minimum(torch.maximum(x - size * width * grad.sign(), targets.lower),
+                                  targets.upper)
+            self.steps_done += 1
+            if time.monotonic() >= deadline:
+                return None
+        with torch.no_grad():
+            m = margins(self.graph, x, targets.coeffs, targets.thresholds)
+        return self._first_violation(x, m, targets, 0)

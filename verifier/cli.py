@@ -1,0 +1,256 @@
+"""``genbab`` command line: verify, check-model, run-suite (and the VNN-COMP scripts' entry).
+
+Heavy modules (torch, onnx, onnxruntime) are imported only inside the commands, so that
+``genbab --help`` is instant and ``genbab verify`` starts as fast as importing torch allows.
+This is the only module that prints, configures logging or speaks VNN-COMP's words.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+_PROCESS_START = time.monotonic()
+_WATCHDOG_GRACE_S = 2.0
+
+EXIT_OK, EXIT_ERROR, EXIT_DISAGREE = 0, 2, 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# -- verify -------------------------------------------------------------------------------
+def cmd_verify(args: argparse.Namespace) -> int:
+    from verifier.errors import VerifierError
+
+    watchdog = _start_watchdog(args.result_file, args.timeout)
+    try:
+        from verifier.api import verify
+        from verifier.options import VerifyOptions
+
+        options = VerifyOptions(timeout_s=args.timeout, device=args.device)
+        result = verify(args.model, args.spec, options=options, start_time=_PROCESS_START)
+    except (VerifierError, ValueError, OSError) as err:
+        return _report_error(args, err, watchdog)
+    except Exception as err:  # a bug in genbab: still answer "error", never sat/unsat
+        if args.debug:
+            raise
+        return _report_error(args, err, watchdog, internal=True)
+    if watchdog is not None:
+        watchdog.cancel()
+    _write_result(args.result_file, result.vnncomp_word, result.counterexample)
+    if args.json:
+        print(json.dumps(_result_json(result), indent=1))
+    else:
+        print(result.vnncomp_word)
+        logging.getLogger("genbab").info("%s in %.2f s (%s)", result.vnncomp_word,
+                                         result.time_s, result.message)
+    return EXIT_OK
+
+
+def _report_error(args, err: Exception, watchdog, internal: bool = False) -> int:
+    if watchdog is not None:
+        watchdog.cancel()
+    if args.debug and not internal:
+        raise err
+    kind = "internal error (please report it)" if internal else "error"
+    message = f"{type(err).__name__}: {err}" if internal else str(err)
+    print(f"genbab: {kind}: {message}", file=sys.stderr)
+    _write_result(args.result_file, "error", None)
+    if args.json:
+        print(json.dumps({"result": "error", "message": message}))
+    else:
+        print("error")
+    return EXIT_ERROR
+
+
+def _result_json(result) -> dict:
+    out = {"result": result.vnncomp_word, "status": result.status.value,
+           "time_s": round(result.time_s, 4), "message": result.message,
+           "stats": {"seconds": {k: round(v, 4) for k, v in result.stats.seconds.items()},
+                     "attack_restarts": result.stats.attack_restarts,
+                     "attack_steps": result.stats.attack_steps,
+                     "bab_rounds": result.stats.bab_rounds,
+                     "domains_visited": result.stats.domains_visited,
+                     **result.stats.extra}}
+    if result.counterexample is not None:
+        out["counterexample"] = {"x": result.counterexample.x.reshape(-1).tolist(),
+                                 "y": result.counterexample.y.reshape(-1).tolist()}
+    return out
+
+
+def _write_result(path: str | None, word: str, counterexample) -> None:
+    """Atomically write the VNN-COMP result file (vnncomp.md 2.1)."""
+    if not path:
+        return
+    text = word + "\n"
+    if word == "sat" and counterexample is not None:
+        from verifier.witness import format_counterexample
+        text += format_counterexample(counterexample)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+
+
+def _start_watchdog(result_file: str | None, timeout_s: float):
+    """Last line of defence for the timeout: if the pipeline is stuck past the budget (e.g.
+    inside one long tensor operation), write ``timeout`` and end the process."""
+    def fire() -> None:
+        try:
+            _write_result(result_file, "timeout", None)
+            print("timeout", flush=True)
+        finally:
+            os._exit(EXIT_OK)
+
+    remaining = timeout_s + _WATCHDOG_GRACE_S - (time.monotonic() - _PROCESS_START)
+    timer = threading.Timer(max(0.0, remaining), fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+# -- check-model --------------------------------------------------------------------------
+def cmd_check_model(args: argparse.Namespace) -> int:
+    from verifier.errors import VerifierError
+
+    try:
+        return _check_model(args)
+    except VerifierError as err:
+        if args.debug:
+            raise
+        print(f"genbab: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _check_model(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from verifier.model_check import compare_with_onnxruntime, list_ops
+
+    ops = list_ops(args.model)
+    print(f"model: {args.model}")
+    for op, (count, supported) in sorted(ops.items()):
+        print(f"  {op:<22} x{count:<4} {'supported' if supported else 'NOT SUPPORTED'}")
+    if not all(supported for _, supported in ops.values()):
+        print("result: unsupported operators", file=sys.stderr)
+        return EXIT_DISAGREE
+    lower = upper = None
+    if args.spec:
+        from verifier.onnx_loader import load_model
+        from vnnlib.parser import parse_vnnlib
+
+        graph = load_model(args.model)
+        prop = parse_vnnlib(args.spec, num_inputs=graph.input_size,
+                            num_outputs=graph.output_size)
+        lower, upper = np.asarray(prop.disjuncts[0].lower), np.asarray(prop.disjuncts[0].upper)
+    check = compare_with_onnxruntime(args.model, samples=args.samples, lower=lower, upper=upper)
+    agree = check.max_rel_error <= args.tolerance
+    print(f"compared with onnxruntime on {check.samples} random inputs"
+          f"{' in the property box' if args.spec else ''}: max relative error "
+          f"{check.max_rel_error:.3g} (max abs {check.max_abs_error:.3g}) -> "
+          f"{'agree' if agree else 'DISAGREE'} (tolerance {args.tolerance:g})")
+    return EXIT_OK if agree else EXIT_DISAGREE
+
+
+# -- run-suite ----------------------------------------------------------------------------
+def cmd_run_suite(args: argparse.Namespace) -> int:
+    from verifier.suite import SuiteOptions, run_suite
+
+    options = SuiteOptions(suite=Path(args.suite), root=Path(args.root), timeout_s=args.timeout,
+                           out=Path(args.out) if args.out else None, device=args.device,
+                           expected=Path(args.expected) if args.expected else None,
+                           filter=args.filter, extra_args=tuple(args.verify_args or ()))
+    try:
+        return run_suite(options)
+    except (OSError, ValueError) as err:
+        print(f"genbab: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+# -- parser -------------------------------------------------------------------------------
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genbab", description="Verify neural networks with general nonlinearities "
+        "(ONNX models, VNN-LIB properties).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("verify", help="prove or refute a VNN-LIB property on an ONNX model")
+    p.add_argument("model", help="ONNX model (.onnx or .onnx.gz)")
+    p.add_argument("spec", help="VNN-LIB property (.vnnlib or .vnnlib.gz)")
+    p.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds (default 300)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--result-file", help="write the VNN-COMP result file here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_common(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("check-model", help="load a model and compare it with onnxruntime")
+    p.add_argument("model")
+    p.add_argument("--spec", help="draw random inputs inside this property's input box")
+    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="maximum relative error accepted (default 1e-4)")
+    _add_common(p)
+    p.set_defaults(func=cmd_check_model)
+
+    p = sub.add_parser("run-suite", help="run a suite CSV, one process per instance")
+    p.add_argument("suite", help="CSV with rows benchmark,onnx,vnnlib,timeout")
+    p.add_argument("--root", required=True, help="folder holding BENCHMARK/onnx, BENCHMARK/vnnlib")
+    p.add_argument("--timeout", type=_positive_float, help="override every row's timeout")
+    p.add_argument("--out", help="results CSV (default results/<suite>_<time>.csv)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--expected", help="expected_results.csv (default: ROOT/expected_results.csv)")
+    p.add_argument("--filter", help="only rows whose benchmark or file names contain this text")
+    p.add_argument("--verify-args", nargs=argparse.REMAINDER,
+                   help="extra arguments passed to every 'genbab verify'")
+    _add_common(p)
+    p.set_defaults(func=cmd_run_suite)
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more progress output")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the result")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
