@@ -320,7 +320,8 @@ class _Builder:
 
     def finish(self, num_inputs: int | None, num_outputs: int | None) -> Property:
         if not self.seen_statement:
-            raise self.src.error("the file is empty: no declarations or assertions", 0)
+            raise VnnlibError(self.src.name, "the file is empty: no declarations or assertions",
+                              1, 1)
         n = self._check_indices(self.inputs, "X", "inputs", num_inputs)
         m = self._check_indices(self.outputs, "Y", "outputs", num_outputs)
         if not self.glob.rows and not any(group.rows for group in self.groups):
