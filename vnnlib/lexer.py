@@ -131,22 +131,24 @@ def statements(source: SourceText) -> Iterator[Node]:
     """
     stack: list[Node] = []
     current: Node | None = None
-    index = -1
+    items: list = []  # current.items
+    base = 0
     for tokens in _token_chunks(source.text):
-        for token in tokens:
-            index += 1
+        for index, token in enumerate(tokens, base):
             if token == "(":
                 node = Node(index)
                 if current is not None:
-                    current.items.append(node)
+                    items.append(node)
                     stack.append(current)
                 current = node
+                items = node.items
             elif token == ")":
                 if current is None:
                     raise source.error("unexpected ')' with no matching '('", index)
                 current.end = index
                 if stack:
                     current = stack.pop()
+                    items = current.items
                 else:
                     yield current
                     current = None
@@ -154,7 +156,8 @@ def statements(source: SourceText) -> Iterator[Node]:
                 raise source.error(f"unexpected token {shorten(token)!r} outside parentheses; "
                                    f"every statement must be a parenthesised command", index)
             else:
-                current.items.append(token)
+                items.append(token)
+        base += len(tokens)
     if current is not None:
         opened = (stack[0] if stack else current).start
         line, column = source.location(opened)

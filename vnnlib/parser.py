@@ -140,22 +140,21 @@ class _Builder:
     def statement(self, node: Node) -> None:
         self.seen_statement = True
         self.last_at = node.start
-        head = node.head
+        items = node.items
+        head = items[0] if items else None
         if head == "assert":
             self._assert(node)
         elif head == "declare-const":
             self._declare(node)
-        elif head in _IGNORED_COMMANDS:
-            return
-        elif head is None:
+        elif not isinstance(head, str):
             raise self.src.error("unexpected statement: expected a command such as "
                                  "(declare-const ...) or (assert ...)", node.start)
-        else:
+        elif head not in _IGNORED_COMMANDS:
             raise self._unsupported(head, node.start + 1)
 
     def _declare(self, node: Node) -> None:
         items = node.items
-        if len(items) != 3 or not all(isinstance(item, str) for item in items):
+        if len(items) != 3 or type(items[1]) is not str or type(items[2]) is not str:
             raise self.src.error("malformed declaration: expected (declare-const NAME Real)",
                                  node.start)
         name, sort = items[1], items[2]
@@ -186,7 +185,7 @@ class _Builder:
         term = node.items[1]
         if isinstance(term, str):
             raise self._unexpected(term, node.start + 2, "a parenthesised term")
-        head = term.head
+        head = term.items[0] if term.items else None
         if head == "<=" or head == ">=":
             self._atom(term, self.glob)
         elif head == "and":
@@ -242,10 +241,11 @@ class _Builder:
             raise self.src.error(f"({items[0]} ...) needs exactly two operands, got "
                                  f"{len(items) - 1}; chained comparisons are not supported",
                                  node.start)
-        if items[0] == "<=":  # normalise to: left <= right
-            left, right = self._operand(node, 1), self._operand(node, 2)
-        else:
-            left, right = self._operand(node, 2), self._operand(node, 1)
+        get = self.declared.get
+        left = get(items[1]) or self._constant(node, 1)
+        right = get(items[2]) or self._constant(node, 2)
+        if items[0] == ">=":  # normalise to: left <= right
+            left, right = right, left
         if isinstance(left, float):
             if isinstance(right, float):
                 raise self.src.error("a comparison of two constants constrains no variable",
@@ -273,14 +273,12 @@ class _Builder:
                                  f"inputs may only be compared with constants ({SUPPORTED})",
                                  node.start)
 
-    def _operand(self, node: Node, position: int) -> _Var | float:
-        """A declared variable, or the value of a finite constant."""
+    def _constant(self, node: Node, position: int) -> float:
+        """The value of operand ``position``, which is not a declared variable: a finite
+        constant, else an error."""
         item = node.items[position]
         if isinstance(item, Node):
             raise self._term_error(item, "as an operand of a comparison")
-        var = self.declared.get(item)
-        if var is not None:
-            return var
         try:
             value = float(item)
         except ValueError:
@@ -403,9 +401,10 @@ class _Builder:
         if crossed.size:
             box, i = (int(v) for v in crossed[0])
             branch = self._branch(box_keys[box])
-            at = self._lower_bound_at(i, lower[box, i], box_keys[box])
-            raise self.src.error(f"input X_{i} has lower bound {lower[box, i]!r} above its "
-                                 f"upper bound {upper[box, i]!r}{self._where(branch)}", at)
+            low, high = float(lower[box, i]), float(upper[box, i])
+            at = self._lower_bound_at(i, low, box_keys[box])
+            raise self.src.error(f"input X_{i} has lower bound {low!r} above its upper bound "
+                                 f"{high!r}{self._where(branch)}", at)
 
     def _branch(self, box_key: tuple[int, ...]) -> _Group | None:
         return self.groups[box_key[-1]] if box_key else None

@@ -253,7 +253,7 @@ def properties(draw):
     return "\n".join(lines), list(expected.values()), n, m
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(properties())
 def test_parser_round_trips_random_box_and_dnf(case):
     text, expected, n, m = case

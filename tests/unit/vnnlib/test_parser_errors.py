@@ -4,6 +4,8 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verifier.errors import VnnlibError
 from vnnlib.parser import parse_vnnlib
@@ -97,7 +99,7 @@ def test_parser_rejects_branch_without_input_bound():
 
 def test_parser_rejects_crossed_bounds_naming_both_values():
     text = HEADER + "(assert (>= X_0 1.5))\n(assert (<= Y_0 0))"
-    expect_error(text, 5, "X_0", "1.5", "1.0")
+    expect_error(text, 5, "input X_0 has lower bound 1.5 above its upper bound 1.0")
 
 
 @pytest.mark.parametrize("constant", ["nan", "inf", "-inf", "Infinity", "NaN"])
@@ -229,3 +231,19 @@ def test_parser_rejects_non_utf8(tmp_path):
     gz = tmp_path / "p2.vnnlib.gz"
     gz.write_bytes(gzip.compress(b"\xff\xfe"))
     expect_file_error(gz, "UTF-8")
+
+
+# -- no input makes the parser fail with anything but VnnlibError -----------------------------
+
+_PIECES = ["(", ")", "(", ")", " ", "\n", ";", "assert", "declare-const", "Real", "Int", "X_0",
+           "X_1", "Y_0", "Y_1", "<=", ">=", "and", "or", "not", "0", "-1.5", "1e3", "nan", "_"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_parser_raises_only_vnnlib_error_on_random_text(pieces):
+    text = HEADER + " ".join(pieces)
+    try:
+        parse_vnnlib("fuzz.vnnlib", text=text)
+    except VnnlibError as err:
+        assert err.path == "fuzz.vnnlib" and err.line is not None
