@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 
 from verifier.errors import ModelError
 from verifier.forward import evaluate
 from verifier.graph import Graph
-from verifier.onnx_loader import SUPPORTED_ONNX_OPS, load_model
+from verifier.onnx_loader import SUPPORTED_ONNX_OPS, load_model, read_model
 
 _SESSIONS: dict[str, ort.InferenceSession] = {}
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
@@ -79,7 +78,7 @@ def run_onnxruntime(session: ort.InferenceSession, x_flat: np.ndarray) -> np.nda
 
 def list_ops(model: str | Path) -> dict[str, tuple[int, bool]]:
     """ONNX op type -> (node count, supported by genbab), straight from the file."""
-    proto = onnx.load(str(model))
+    proto = read_model(model)
     counts = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
                      for n in proto.graph.node)
     return {op: (count, op in SUPPORTED_ONNX_OPS) for op, count in counts.items()}

@@ -51,6 +51,12 @@ _DTYPE_NAMES = {
 
 
 # -- reading ------------------------------------------------------------------------------------
+def read_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+    """The ONNX protobuf of ``model`` (``.onnx`` or ``.onnx.gz``), unvalidated; raises
+    ``ModelError`` for missing, unreadable or empty files."""
+    return _read(model)[0]
+
+
 def _read(model: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
     if isinstance(model, onnx.ModelProto):
         return model, None
