@@ -1,0 +1,95 @@
+"""Default (non-optimised) slopes: chords, tangents and anchored tangents, computed on the fly.
+
+algorithms.md section 3.0 tabulates the anchored tangent points ``t_L(u)`` / ``t_U(l)`` of
+S-shaped and periodic functions.  Here they are computed at call time instead, for any
+``Curve``, by a short vectorised fixed-point iteration (no tables, hence no table rounding and
+no "past the end of the table" fallback):
+
+    lower line anchored at the right end u:  a <- (f(u) - f(p)) / (u - p),
+                                             p = argmin_{[l,u]} f(x) - a x   (exact, bounds.lines)
+
+Starting from the chord slope the iterates increase monotonically to the smallest slope whose
+line through ``(u, f(u))`` stays below ``f`` on ``[l, u]``: the tangent at ``t_L(u)`` when the
+chord cuts the curve, the chord itself otherwise (it is Dinkelbach's method; it converges
+superlinearly, ``_ANCHOR_STEPS`` steps are plenty).  The mirrored iterations give the line
+anchored at ``l`` and the upper lines.
+
+``default_slopes`` then picks, per element and per side, the best of a few candidate slopes
+(flat, chord, midpoint tangent, the two anchored lines), scoring a lower line by its value at
+the midpoint (the area under it) and an upper line likewise.  This reproduces the case tables
+of sections 3.2-3.4 and 3.9 (convex: midpoint tangent + chord; S-shaped straddling: anchored
+tangent or chord; periodic: global tangents or flat lines) without per-op case code.
+
+None of this affects soundness: every slope gets its exact offset in ``bounds.lines``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bounds.lines import Curve, chord_slope, clamp_into, extreme
+
+_ANCHOR_STEPS = 6
+
+
+def anchored_slope(curve: Curve, lower: Tensor, upper: Tensor, start: Tensor,
+                   lowest: bool, anchor_right: bool) -> Tensor:
+    """Slope of the tightest line through ``(anchor, f(anchor))`` on one side of ``f`` on the
+    box (lower side if ``lowest``), found from ``start`` (usually the chord slope).  float64."""
+    anchor = upper if anchor_right else lower
+    f_anchor = curve.value(anchor)
+    slope = start
+    for _ in range(_ANCHOR_STEPS):
+        _, touch = extreme(curve, lower, upper, slope, lowest)
+        run = anchor - touch
+        ok = run.abs() > 0
+        new = (f_anchor - curve.value(touch)) / torch.where(ok, run, 1.0)
+        slope = torch.where(ok & torch.isfinite(new), new, slope)
+    return slope
+
+
+def _score(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor, lowest: bool) -> Tensor:
+    """Value of the tightest line with this slope at the midpoint; larger is better for lower
+    lines, so upper lines are scored negated.  Non-finite scores lose."""
+    bias, _ = extreme(curve, lower, upper, slope, lowest)
+    value = slope * (lower + upper) / 2 + bias
+    value = value if lowest else -value
+    return torch.nan_to_num(value, nan=float("-inf"), posinf=float("-inf"))
+
+
+def best_slope(curve: Curve, lower: Tensor, upper: Tensor, candidates: list[Tensor],
+               lowest: bool) -> Tensor:
+    """The candidate slope whose tightest line is best at the midpoint (first one on ties)."""
+    slopes = torch.stack([torch.nan_to_num(c.expand_as(lower), nan=0.0, posinf=0.0, neginf=0.0)
+                          for c in candidates])
+    scores = torch.stack([_score(curve, lower, upper, s, lowest) for s in slopes])
+    index = scores.argmax(0, keepdim=True)
+    return slopes.gather(0, index).squeeze(0)
+
+
+def default_slopes(curve: Curve, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """(lower-line slope, upper-line slope) of the default relaxation; float64 in and out."""
+    chord = chord_slope(curve, lower, upper)
+    mid_tangent = curve.slope((lower + upper) / 2)
+    flat = torch.zeros_like(lower)
+    result = []
+    for lowest in (True, False):
+        candidates = [chord, mid_tangent, flat,
+                      anchored_slope(curve, lower, upper, chord, lowest, anchor_right=True),
+                      anchored_slope(curve, lower, upper, chord, lowest, anchor_right=False)]
+        result.append(best_slope(curve, lower, upper, candidates, lowest))
+    return result[0], result[1]
+
+
+def tangent_points(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor) -> Tensor:
+    """A point ``t`` in ``[lower, upper]`` with ``f'(t)`` as close to ``slope`` as the stationary
+    points allow (the midpoint if none is usable).  Turns default slopes into initial tangent
+    parameters.  float64."""
+    mid = (lower + upper) / 2
+    points = [mid] + [clamp_into(torch.as_tensor(p, dtype=lower.dtype).expand_as(lower),
+                                 lower, upper)
+                      for p in curve.stationary(slope, lower, upper)]
+    stacked = torch.stack(points)
+    miss = torch.nan_to_num((curve.slope(stacked) - slope).abs(), nan=float("inf"))
+    index = miss.argmin(0, keepdim=True)
+    return stacked.gather(0, index).squeeze(0)

@@ -1,0 +1,156 @@
+"""Sound lines by construction: choose a slope, then compute the exact offset.
+
+Every relaxation in ``bounds/ops`` is built the same way.  Its *slopes* come from the usual
+recipes (chord, tangent at a point, anchored tangent, optimisable parameter); its *biases* do
+not come from a formula but from the exact extreme
+
+    lower_bias = min_{x in [l, u]} f(x) - a_lo * x,      upper_bias = max_{x in [l, u]} f(x) - a_up * x.
+
+For the functions we support, ``f(x) - a*x`` is extreme either at ``l``, at ``u`` or where
+``f'(x) = a``, and those stationary points have closed forms (or are found by bisection on the
+monotone pieces of ``f'``).  So the bias is the min/max over a handful of candidate points,
+evaluated in float64 and then rounded outward to the working dtype.  Consequences:
+
+* soundness never depends on the slope: a wrong table value, a rounding error in a chord slope,
+  an optimiser's parameter anywhere at all, all give sound lines (just looser ones);
+* degenerate boxes ``l == u`` and tiny widths need no special case;
+* the only things to get right per op are ``f`` in float64 and the list of stationary points
+  (a superset is fine: candidates are clamped into ``[l, u]`` and only ever lower the min).
+
+Outward rounding: the float64 extreme is moved out by ``8 * eps64 * (|a| max(|l|,|u|) + |b|)``
+(covering float64 rounding of ``f(p) - a*p``) and then rounded down (lower) or up (upper) to
+the working dtype with ``nextafter``.  Non-finite results become "no information" lines
+(slope 0, bias -inf/+inf; see ``bounds.relaxation``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from bounds.relaxation import LinearRelaxation
+
+_EPS64 = torch.finfo(torch.float64).eps
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A scalar function described by what the exact-offset construction needs.
+
+    ``value`` and ``slope`` must be accurate in float64 and never raise on any real input.
+    ``stationary(a, lower, upper)`` returns points where ``value' == a`` (all of them that may
+    lie in ``[lower, upper]``; extra, NaN or infinite entries are harmless).  For piecewise
+    linear functions it returns the kinks.  All arguments are float64 tensors.
+    """
+
+    value: Callable[[Tensor], Tensor]
+    slope: Callable[[Tensor], Tensor]
+    stationary: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, ...]]
+    # For step functions (Sign, Floor) whose extremes are not attained at stationary points:
+    # (lower, upper, slope, lowest) -> (a sound min/max of f(x) - slope*x, a point near it).
+    custom_extreme: Callable[[Tensor, Tensor, Tensor, bool], tuple[Tensor, Tensor]] | None = None
+
+
+def clamp_into(points: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+    """NaN becomes ``lower``; everything is clamped into ``[lower, upper]``."""
+    points = torch.where(torch.isnan(points), lower, points)
+    return torch.minimum(torch.maximum(points, lower), upper)
+
+
+def extreme(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor,
+            lowest: bool) -> tuple[Tensor, Tensor]:
+    """Exact ``min`` (``lowest``) or ``max`` of ``f(x) - slope*x`` on ``[lower, upper]`` and a
+    point attaining it.  float64 in, float64 out; NaN values count as unbounded."""
+    if curve.custom_extreme is not None:
+        return curve.custom_extreme(lower, upper, slope, lowest)
+    candidates = [lower, upper, *curve.stationary(slope, lower, upper)]
+    points = torch.stack([clamp_into(torch.as_tensor(p, dtype=lower.dtype).expand_as(lower),
+                                     lower, upper) for p in candidates])
+    values = curve.value(points) - slope * points
+    values = torch.nan_to_num(values, nan=float("-inf") if lowest else float("inf"),
+                              posinf=float("inf"), neginf=float("-inf"))
+    best, index = values.min(0) if lowest else values.max(0)
+    return best, points.gather(0, index.unsqueeze(0)).squeeze(0)
+
+
+def round_outward(value64: Tensor, dtype: torch.dtype, down: bool) -> Tensor:
+    """Round float64 values to ``dtype`` so that the result is <= (``down``) or >= the input."""
+    rounded = value64.to(dtype)
+    if dtype == torch.float64:
+        return rounded
+    wrong = rounded.double() > value64 if down else rounded.double() < value64
+    target = torch.full_like(rounded, float("-inf") if down else float("inf"))
+    return torch.where(wrong, torch.nextafter(rounded, target), rounded)
+
+
+def outward_bias(best: Tensor, reach: Tensor, lowest: bool, dtype: torch.dtype) -> Tensor:
+    """A float64 extreme ``best`` of ``f(x) - (linear part)`` moved out by
+    ``8 eps64 (reach + |best|)`` (``reach`` bounds the magnitude of the linear part on the box)
+    and rounded outward to ``dtype``."""
+    margin = torch.nan_to_num(8 * _EPS64 * (reach + best.abs()), nan=0.0, posinf=0.0)
+    return round_outward(best - margin if lowest else best + margin, dtype, down=lowest)
+
+
+def _bias(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor, lowest: bool,
+          dtype: torch.dtype) -> Tensor:
+    best, _ = extreme(curve, lower, upper, slope, lowest)
+    reach = slope.abs() * torch.maximum(lower.abs(), upper.abs())
+    return outward_bias(best, reach, lowest, dtype)
+
+
+def no_information_lines(shape_like: Tensor) -> LinearRelaxation:
+    zero = torch.zeros_like(shape_like)
+    return LinearRelaxation(zero, torch.full_like(zero, float("-inf")),
+                            zero.clone(), torch.full_like(zero, float("inf")))
+
+
+def finalize(lower_slope: Tensor, lower_bias: Tensor, upper_slope: Tensor,
+             upper_bias: Tensor) -> LinearRelaxation:
+    """Replace any line with a non-finite slope or bias by the "no information" line."""
+    inf = torch.tensor(float("inf"), dtype=lower_bias.dtype, device=lower_bias.device)
+    good_lo = torch.isfinite(lower_slope) & torch.isfinite(lower_bias)
+    good_up = torch.isfinite(upper_slope) & torch.isfinite(upper_bias)
+    return LinearRelaxation(
+        lower_slope=torch.where(good_lo, lower_slope, 0.0),
+        lower_bias=torch.where(good_lo, lower_bias, -inf),
+        upper_slope=torch.where(good_up, upper_slope, 0.0),
+        upper_bias=torch.where(good_up, upper_bias, inf))
+
+
+def sound_lines(curve: Curve, lower: Tensor, upper: Tensor, lower_slope: Tensor,
+                upper_slope: Tensor) -> LinearRelaxation:
+    """The tightest lines with the given slopes (cast to ``lower.dtype`` first), biases exact
+    and rounded outward.  ``lower``/``upper`` in the working dtype; slopes any float dtype."""
+    dtype = lower.dtype
+    l64, u64 = lower.double(), upper.double()
+    a_lo = torch.nan_to_num(lower_slope.to(dtype), nan=0.0)
+    a_up = torch.nan_to_num(upper_slope.to(dtype), nan=0.0)
+    b_lo = _bias(curve, l64, u64, a_lo.double(), True, dtype)
+    b_up = _bias(curve, l64, u64, a_up.double(), False, dtype)
+    return finalize(a_lo, b_lo, a_up, b_up)
+
+
+def sound_interval(curve: Curve, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact ``[min f, max f]`` on the box, rounded outward (slope-0 lines)."""
+    dtype = lower.dtype
+    l64, u64 = lower.double(), upper.double()
+    zero = torch.zeros_like(l64)
+    lo, _ = extreme(curve, l64, u64, zero, lowest=True)
+    hi, _ = extreme(curve, l64, u64, zero, lowest=False)
+    lo = torch.nan_to_num(lo, nan=float("-inf"))
+    hi = torch.nan_to_num(hi, nan=float("inf"))
+    lo = lo - 8 * _EPS64 * torch.nan_to_num(lo.abs(), posinf=0.0)
+    hi = hi + 8 * _EPS64 * torch.nan_to_num(hi.abs(), posinf=0.0)
+    return round_outward(lo, dtype, down=True), round_outward(hi, dtype, down=False)
+
+
+def chord_slope(curve: Curve, lower: Tensor, upper: Tensor) -> Tensor:
+    """``(f(u) - f(l)) / (u - l)`` in float64; 0 on degenerate boxes (any slope is exact at a
+    point, and 0 carries no spurious dependence); non-finite becomes 0 as well."""
+    width = upper - lower
+    wide = width > 0
+    rise = curve.value(upper) - curve.value(lower)
+    slope = torch.where(wide, rise / torch.where(wide, width, 1.0), 0.0)
+    return torch.nan_to_num(slope, nan=0.0, posinf=0.0, neginf=0.0)

@@ -1,0 +1,22 @@
+"""Cos (algorithms.md 3.3): like Sin; ``cos'(x) = -sin(x) = a`` at ``x = arcsin(-a)`` and
+``x = pi - arcsin(-a)`` (mod 2 pi).  Computed directly rather than by shifting sin, so no
+rounding of ``x + pi/2`` enters."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from bounds.lines import Curve
+from bounds.ops._curve_rule import tangent_rule
+from bounds.ops.sin import periodic_points
+
+
+def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
+    r = torch.arcsin((-a).clamp(-1.0, 1.0))
+    return periodic_points((r, math.pi - r), lower, upper)
+
+
+COS_CURVE = Curve(value=torch.cos, slope=lambda x: -torch.sin(x), stationary=_stationary)
+COS = tangent_rule("Cos", COS_CURVE, torch.cos)

@@ -1,0 +1,320 @@
+"""Sampled soundness checks of every registered relaxation (algorithms.md 3.16, STYLE.md 9).
+
+Each rule (and each attribute variant below) is checked on 4096 float32 boxes x 64 points
+(262,144 points, both endpoints included) from ``helpers.random_boxes``: default relaxation,
+relaxation under random (unprojected, wide-range) parameters, and the interval function.
+Bivariate Mul: 4096 boxes x 64 points including the 4 corners.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bounds.ops import RULES, make_rule
+from bounds.relaxation import LinearRelaxation, OpRule, PlaneRelaxation
+from tests.unit.bounds.helpers import (assert_below, assert_no_nan, random_boxes,
+                                       sample_in_box)
+
+N_BOXES, PER_BOX = 4096, 64
+
+REQUIRED_OPS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Sin", "Cos", "Exp", "Log",
+                "Reciprocal", "Sqrt", "Pow", "Mul", "Abs", "Sign", "Floor", "Erf", "Gelu",
+                "Clip", "HardSigmoid", "Softplus", "SiLU"}
+
+VARIANTS = {
+    "LeakyRelu": [{"alpha": 0.2}, {"alpha": 1.0}, {"alpha": 2.5}, {"alpha": -0.5}],
+    "Pow": [{"exponent": e} for e in (3, 4, 5, 0, 1, -1, -2, 0.5, 1.5, 2.5, -0.5)],
+    "Clip": [{"min": 0.0, "max": 6.0}, {"min": -1.0, "max": 1.0}, {"min": 0.5}],
+    "HardSigmoid": [{"alpha": -0.3, "beta": 0.1}, {"alpha": 0.0, "beta": 0.3},
+                    {"alpha": 1 / 6, "beta": 0.5}],
+}
+
+
+def _cases() -> list[tuple[str, OpRule]]:
+    cases = [(op, rule) for op, rule in RULES.items()]
+    for op, variants in VARIANTS.items():
+        if op in RULES:
+            cases += [(f"{op}{attrs}", make_rule(op, attrs)) for attrs in variants]
+    return cases
+
+
+CASES = _cases()
+UNARY = [c for c in CASES if c[1].num_inputs == 1]
+IDS = [c[0] for c in UNARY]
+
+
+def _boxes(rule: OpRule, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    return random_boxes(N_BOXES, seed=seed, positive=rule.input_range[0] >= 0)
+
+
+def _check_lines(rule: OpRule, lower, upper, rel: LinearRelaxation, what: str) -> None:
+    x = sample_in_box(lower, upper, PER_BOX)
+    y = rule.evaluate(x.double())
+    assert_no_nan(rel.lower_slope, rel.lower_bias, rel.upper_slope, rel.upper_bias)
+    for t in (rel.lower_slope, rel.lower_bias, rel.upper_slope, rel.upper_bias):
+        assert t.dtype == torch.float32 and t.shape == lower.shape
+    assert_below(rel.lower_slope[:, None], rel.lower_bias[:, None], x, y, what=what + " lower")
+    assert_below(-rel.upper_slope[:, None], -rel.upper_bias[:, None], x, -y,
+                 what=what + " upper")
+
+
+def _random_params(rule: OpRule, lower, upper, seed: int) -> torch.Tensor:
+    """Uniform over a wide range around the box, plus far-away values (relax must project)."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (rule.num_params, *lower.shape)
+    mid = ((lower.double() + upper.double()) / 2).float()
+    spread = 10 ** (torch.rand(shape, generator=gen) * 7 - 3)
+    params = mid + spread * (2 * torch.rand(shape, generator=gen) - 1)
+    params[..., ::17] = 1e6
+    params[..., ::19] = -1e6
+    return params
+
+
+def test_registry_op_types_are_unique_and_cover_the_required_ops():
+    assert all(op == rule.op_type for op, rule in RULES.items())
+    assert len({r.op_type for r in RULES.values()}) == len(RULES)
+    missing = REQUIRED_OPS - set(RULES)
+    assert not missing, f"no rule for {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name,rule", UNARY, ids=IDS)
+def test_relaxation_is_sound(name, rule):
+    lower, upper = _boxes(rule)
+    _check_lines(rule, lower, upper, rule.relax(lower, upper, None), name)
+
+
+@pytest.mark.parametrize("name,rule", UNARY, ids=IDS)
+def test_relaxation_is_sound_for_random_params(name, rule):
+    if rule.num_params == 0:
+        pytest.skip("no optimisable parameters")
+    lower, upper = _boxes(rule, seed=3)
+    params = _random_params(rule, lower, upper, seed=4)
+    _check_lines(rule, lower, upper, rule.relax(lower, upper, params), name + " random params")
+    init = rule.init_params(lower, upper)
+    assert init.shape == params.shape and init.dtype == lower.dtype
+    _check_lines(rule, lower, upper, rule.relax(lower, upper, init), name + " init params")
+    projected = rule.project_params(lower, upper, params)
+    assert torch.isfinite(projected).all()
+    assert torch.equal(rule.project_params(lower, upper, projected), projected)
+
+
+@pytest.mark.parametrize("name,rule", UNARY, ids=IDS)
+def test_interval_is_sound(name, rule):
+    lower, upper = _boxes(rule, seed=5)
+    lo, hi = rule.interval(lower, upper)
+    assert_no_nan(lo, hi)
+    assert (lo <= hi).all()
+    x = sample_in_box(lower, upper, PER_BOX)
+    y = rule.evaluate(x.double())
+    zero = torch.zeros_like(x)
+    assert_below(zero, lo[:, None].expand_as(x), x, y, what=name + " interval lower")
+    assert_below(zero, -hi[:, None].expand_as(x), x, -y, what=name + " interval upper")
+
+
+@pytest.mark.parametrize("name,rule", UNARY, ids=IDS)
+def test_no_nan_outside_the_domain_or_for_infinite_bounds(name, rule):
+    lower, upper = random_boxes(1024, seed=7)
+    inf = torch.tensor([float("-inf"), -5.0, float("-inf"), 3.0])
+    sup = torch.tensor([float("inf"), float("inf"), 2.0, 3.0])
+    lower, upper = torch.cat([lower, inf]), torch.cat([upper, sup])
+    rel = rule.relax(lower, upper, None)
+    assert_no_nan(rel.lower_slope, rel.lower_bias, rel.upper_slope, rel.upper_bias,
+                  *rule.interval(lower, upper))
+    if rule.num_params:
+        rel = rule.relax(lower, upper, rule.init_params(lower, upper))
+        assert_no_nan(rel.lower_slope, rel.lower_bias, rel.upper_slope, rel.upper_bias)
+
+
+@pytest.mark.parametrize("name,rule", UNARY, ids=IDS)
+def test_default_lines_are_no_looser_than_the_interval_at_the_midpoint(name, rule):
+    lower, upper = _boxes(rule, seed=9)
+    rel = rule.relax(lower, upper, None)
+    lo, hi = rule.interval(lower, upper)
+    mid = (lower.double() + upper.double()) / 2
+    at_mid_lo = rel.lower_slope.double() * mid + rel.lower_bias.double()
+    at_mid_up = rel.upper_slope.double() * mid + rel.upper_bias.double()
+    finite = torch.isfinite(lo) & torch.isfinite(hi) & (hi - lo < 1e30)
+    slack = 1e-5 * (hi.double() - lo.double()).abs() + 1e-6 * (lo.double().abs() + 1)
+    assert (at_mid_lo >= lo.double() - slack)[finite].all()
+    assert (at_mid_up <= hi.double() + slack)[finite].all()
+
+
+# ---- Mul (bivariate) ----
+
+def _mul_boxes(seed: int):
+    xl, xu = random_boxes(N_BOXES, seed=seed)
+    yl, yu = random_boxes(N_BOXES, seed=seed + 1)
+    perm = torch.randperm(N_BOXES, generator=torch.Generator().manual_seed(seed))
+    return (xl, yl[perm]), (xu, yu[perm])
+
+
+def _mul_points(lower, upper):
+    gen = torch.Generator().manual_seed(11)
+    t = torch.rand(2, N_BOXES, PER_BOX, generator=gen, dtype=torch.float64)
+    t[:, :, :4] = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]], dtype=torch.float64)[:, None, :]
+    xs = []
+    for i in range(2):
+        lo, up = lower[i].double()[:, None], upper[i].double()[:, None]
+        v = (lo + t[i] * (up - lo)).float()
+        xs.append(torch.minimum(torch.maximum(v, lower[i][:, None]), upper[i][:, None]))
+    return xs
+
+
+def _check_planes(lower, upper, rel: PlaneRelaxation, what: str) -> None:
+    x, y = _mul_points(lower, upper)
+    z = x.double() * y.double()
+    for t in (rel.lower_x, rel.lower_y, rel.lower_bias, rel.upper_x, rel.upper_y, rel.upper_bias):
+        assert_no_nan(t)
+    lo_lin = rel.lower_y.double()[:, None] * y.double() + rel.lower_bias.double()[:, None]
+    up_lin = rel.upper_y.double()[:, None] * y.double() + rel.upper_bias.double()[:, None]
+    assert_below(rel.lower_x[:, None], lo_lin, x, z, what=what + " lower")
+    assert_below(-rel.upper_x[:, None], -up_lin, x, -z, what=what + " upper")
+
+
+def test_mul_relaxation_is_sound():
+    lower, upper = _mul_boxes(20)
+    rule = RULES["Mul"]
+    _check_planes(lower, upper, rule.relax(lower, upper, None), "Mul")
+    params = 10 * torch.rand(2, N_BOXES, generator=torch.Generator().manual_seed(2)) - 5
+    _check_planes(lower, upper, rule.relax(lower, upper, params), "Mul random params")
+    init = rule.init_params(lower, upper)
+    assert init.shape == (2, N_BOXES) and (init == 1).all()
+
+
+def test_mul_interval_is_sound():
+    lower, upper = _mul_boxes(30)
+    lo, hi = RULES["Mul"].interval(lower, upper)
+    x, y = _mul_points(lower, upper)
+    z = x.double() * y.double()
+    zero = torch.zeros_like(z)
+    assert_below(zero, lo[:, None].expand_as(z), x, z, what="Mul interval lower")
+    assert_below(zero, -hi[:, None].expand_as(z), x, -z, what="Mul interval upper")
+
+
+def test_mul_default_planes_are_mccormick_p1_q1():
+    xl, xu = torch.tensor([-1.0, 0.5]), torch.tensor([2.0, 3.0])
+    yl, yu = torch.tensor([-3.0, -2.0]), torch.tensor([1.0, 4.0])
+    rel = RULES["Mul"].relax((xl, yl), (xu, yu), None)
+    torch.testing.assert_close(rel.lower_x, yl)
+    torch.testing.assert_close(rel.lower_y, xl)
+    torch.testing.assert_close(rel.lower_bias, -xl * yl)
+    torch.testing.assert_close(rel.upper_x, yu)
+    torch.testing.assert_close(rel.upper_y, xl)
+    torch.testing.assert_close(rel.upper_bias, -xl * yu)
+
+
+def test_mul_broadcasts_bounds():
+    xl, xu = torch.full((3, 1), -1.0), torch.full((3, 1), 1.0)
+    yl, yu = torch.zeros(1, 4), torch.ones(1, 4)
+    rel = RULES["Mul"].relax((xl, yl), (xu, yu), None)
+    assert rel.lower_x.shape == (3, 4)
+
+
+# ---- tightness where it is easy to state ----
+
+def test_relu_upper_line_passes_through_the_corners():
+    lower, upper = torch.tensor([-2.0, -0.5, -3.0]), torch.tensor([1.0, 4.0, 3.0])
+    rel = RULES["Relu"].relax(lower, upper, None)
+    torch.testing.assert_close(rel.upper_slope * lower + rel.upper_bias, torch.zeros(3))
+    torch.testing.assert_close(rel.upper_slope * upper + rel.upper_bias, upper)
+    torch.testing.assert_close(rel.lower_slope, torch.tensor([0.0, 1.0, 0.0]))
+    torch.testing.assert_close(rel.lower_bias, torch.zeros(3))
+
+
+def test_relu_is_exact_when_stable():
+    lower, upper = torch.tensor([0.5, -3.0]), torch.tensor([2.0, -1.0])
+    rel = RULES["Relu"].relax(lower, upper, None)
+    torch.testing.assert_close(rel.lower_slope, torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(rel.upper_slope, torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(rel.upper_bias, torch.zeros(2), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("op", ["Sigmoid", "Tanh"])
+def test_s_shaped_single_curvature_uses_the_chord(op):
+    rule = RULES[op]
+    f = rule.evaluate
+    lower, upper = torch.tensor([0.5, -4.0]), torch.tensor([3.0, -0.5])
+    rel = rule.relax(lower, upper, None)
+    # concave box: chord below; convex box: chord above
+    torch.testing.assert_close(rel.lower_slope[0] * lower[0] + rel.lower_bias[0], f(lower[0]))
+    torch.testing.assert_close(rel.lower_slope[0] * upper[0] + rel.lower_bias[0], f(upper[0]))
+    torch.testing.assert_close(rel.upper_slope[1] * lower[1] + rel.upper_bias[1], f(lower[1]))
+    torch.testing.assert_close(rel.upper_slope[1] * upper[1] + rel.upper_bias[1], f(upper[1]))
+
+
+@pytest.mark.parametrize("op", ["Sigmoid", "Tanh"])
+def test_s_shaped_straddling_lower_line_is_the_anchored_tangent(op):
+    rule = RULES[op]
+    f, lower, upper = rule.evaluate, torch.tensor([-3.0]), torch.tensor([4.0])
+    rel = rule.relax(lower, upper, None)
+    # tangent passes through the right endpoint and touches the convex part
+    torch.testing.assert_close(rel.lower_slope * upper + rel.lower_bias, f(upper), atol=1e-5,
+                               rtol=1e-5)
+    xs = torch.linspace(-3.0, 0.0, 20001, dtype=torch.float64)
+    gap = f(xs) - (rel.lower_slope.double() * xs + rel.lower_bias.double())
+    assert gap.min() < 1e-5
+
+
+def test_exp_lower_line_stays_positive():
+    lower, upper = torch.tensor([-5.0, 0.0, 10.0]), torch.tensor([5.0, 40.0, 12.0])
+    rel = RULES["Exp"].relax(lower, upper, None)
+    assert (rel.lower_slope * lower + rel.lower_bias > 0).all()
+
+
+def test_square_default_lower_line_is_zero_when_straddling():
+    rel = RULES["Pow"].relax(torch.tensor([-1.0]), torch.tensor([2.0]), None)
+    assert rel.lower_slope.abs().item() < 1e-6 and abs(rel.lower_bias.item()) < 1e-6
+    torch.testing.assert_close(rel.upper_slope, torch.tensor([1.0]))
+    torch.testing.assert_close(rel.upper_bias, torch.tensor([2.0]))
+
+
+def test_sin_on_a_whole_period_gives_flat_lines():
+    rel = RULES["Sin"].relax(torch.tensor([-1.0]), torch.tensor([20.0]), None)
+    torch.testing.assert_close(rel.lower_bias, torch.tensor([-1.0]))
+    torch.testing.assert_close(rel.upper_bias, torch.tensor([1.0]))
+
+
+def test_sin_interval_detects_peaks_and_troughs():
+    lo, hi = RULES["Sin"].interval(torch.tensor([1.0, 4.0, 0.1]), torch.tensor([2.0, 5.0, 0.2]))
+    torch.testing.assert_close(hi[:2], torch.tensor([1.0, math.sin(4.0)]))
+    torch.testing.assert_close(lo[:2], torch.tensor([math.sin(2.0), -1.0]))
+    torch.testing.assert_close(lo[2], torch.tensor(math.sin(0.1)))
+
+
+def test_reciprocal_straddling_zero_gives_no_information():
+    rel = RULES["Reciprocal"].relax(torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 2.0]), None)
+    assert torch.isinf(rel.lower_bias).all() and torch.isinf(rel.upper_bias).all()
+    assert (rel.lower_slope == 0).all() and (rel.upper_slope == 0).all()
+
+
+def test_exp_overflow_gives_no_information_not_nan():
+    rel = RULES["Exp"].relax(torch.tensor([0.0, 100.0]), torch.tensor([1e4, 200.0]), None)
+    assert rel.upper_bias[0] == float("inf") and rel.upper_slope[0] == 0
+    assert_no_nan(rel.lower_slope, rel.lower_bias, rel.upper_slope, rel.upper_bias)
+
+
+def test_bind_rejects_unknown_attributes():
+    with pytest.raises(ValueError):
+        make_rule("LeakyRelu", {"beta": 1.0})
+    with pytest.raises(ValueError):
+        make_rule("Sigmoid", {"alpha": 1.0})
+    with pytest.raises(KeyError):
+        make_rule("NoSuchOp")
+
+
+def test_relaxations_work_on_any_shape_and_float64():
+    lower = torch.linspace(-3, 1, 24, dtype=torch.float64).reshape(2, 3, 4)
+    upper = lower + torch.linspace(0, 2, 24, dtype=torch.float64).reshape(2, 3, 4)
+    for op, rule in RULES.items():
+        if rule.num_inputs != 1:
+            continue
+        lo, up = (lower.abs(), upper.abs() + lower.abs()) if rule.input_range[0] >= 0 \
+            else (lower, upper)
+        rel = rule.relax(lo, up, None)
+        assert rel.lower_slope.shape == lo.shape and rel.upper_bias.dtype == torch.float64, op
+        if rule.num_params:
+            params = rule.init_params(lo, up)
+            assert params.shape == (rule.num_params, 2, 3, 4)
+            rule.relax(lo, up, params)
