@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 _PAD_THRESHOLD = 1e30     # padded rows: 0.y <= 1e30, always satisfied
 _MAX_POINT_ELEMENTS = 2_000_000   # cap on batch * input_size per forward pass
+_WORK_PER_FORWARD = 3e7           # about batch * (parameters + input size) per forward pass
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,12 @@ def margins(graph: Graph, x: torch.Tensor, coeffs: torch.Tensor,
 
 
 def _points_per_forward(graph: Graph) -> int:
-    return max(1, min(4096, _MAX_POINT_ELEMENTS // max(1, graph.input_size)))
+    """How many points one forward pass should carry: thousands for ACAS-sized networks, tens
+    for large image models, so that one PGD step costs about the same on every model."""
+    params = sum(t.numel() for t in graph.constants.values())
+    by_work = int(_WORK_PER_FORWARD // max(1, params + graph.input_size))
+    by_memory = _MAX_POINT_ELEMENTS // max(1, graph.input_size)
+    return max(8, min(4096, by_work, by_memory))
 
 
 def _chunks(count: int, size: int) -> Iterator[slice]:
@@ -169,8 +175,8 @@ class Falsifier:
 
     def _pgd_round(self, deadline: float) -> Candidate | None:
         """One round of PGD from fresh random restarts (plus the centres in the first round)."""
-        per_target = max(1, self.options.restarts)
         budget = _points_per_forward(self.graph)
+        per_target = max(1, self.options.restarts, budget // self.targets.count)
         if self.targets.count * per_target > budget:
             per_target = max(1, budget // self.targets.count)
         owners = torch.arange(self.targets.count, device=self.device).repeat_interleave(per_target)

@@ -171,6 +171,44 @@ def _check_model(args: argparse.Namespace) -> int:
     return EXIT_OK if agree else EXIT_DISAGREE
 
 
+# -- bounds -------------------------------------------------------------------------------
+def cmd_bounds(args: argparse.Namespace) -> int:
+    from verifier.errors import VerifierError
+
+    try:
+        lower, upper = _output_bounds(args)
+    except VerifierError as err:
+        if args.debug:
+            raise
+        print(f"genbab: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"method": args.method, "lower": lower, "upper": upper}))
+    else:
+        for j, (lo, hi) in enumerate(zip(lower, upper)):
+            print(f"Y_{j}: [{lo:.8g}, {hi:.8g}]")
+    return EXIT_OK
+
+
+def _output_bounds(args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Certified bounds of every output over the first disjunct's input box."""
+    import torch
+
+    from bounds.engine import output_bounds
+    from verifier.onnx_loader import load_model
+    from verifier.options import BoundOptions
+    from vnnlib.parser import parse_vnnlib
+
+    graph = load_model(args.model)
+    prop = parse_vnnlib(args.spec, num_inputs=graph.input_size, num_outputs=graph.output_size)
+    box = prop.disjuncts[0]
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32).reshape(1, -1)  # noqa: E731
+    options = BoundOptions(method=args.method, alpha_iterations=args.iterations)
+    lower, upper = output_bounds(graph, as_t(box.lower), as_t(box.upper), method=args.method,
+                                 options=options)
+    return lower.reshape(-1).tolist(), upper.reshape(-1).tolist()
+
+
 # -- run-suite ----------------------------------------------------------------------------
 def cmd_run_suite(args: argparse.Namespace) -> int:
     from verifier.suite import SuiteOptions, run_suite
@@ -211,6 +249,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="maximum relative error accepted (default 1e-4)")
     _add_common(p)
     p.set_defaults(func=cmd_check_model)
+
+    p = sub.add_parser("bounds", help="certified output bounds over a property's input box")
+    p.add_argument("model")
+    p.add_argument("spec", help="the input box of its first disjunct is used")
+    p.add_argument("--method", choices=["ibp", "crown", "alpha"], default="alpha")
+    p.add_argument("--iterations", type=int, default=20, help="alpha-CROWN iterations")
+    p.add_argument("--json", action="store_true", help='print {"lower": [...], "upper": [...]}')
+    _add_common(p)
+    p.set_defaults(func=cmd_bounds)
 
     p = sub.add_parser("run-suite", help="run a suite CSV, one process per instance")
     p.add_argument("suite", help="CSV with rows benchmark,onnx,vnnlib,timeout")
