@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # numpy fields: compare explicitly, not with ==
 class Clause:
     """A conjunction of output rows: violated iff ``coeffs @ y <= thresholds`` row-wise.
 
@@ -47,7 +47,7 @@ class Clause:
         return np.all(self.margins(y) <= tol, axis=-1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # numpy fields: compare explicitly, not with ==
 class Disjunct:
     """One input box with the clauses that are checked on it (any clause suffices)."""
 
@@ -71,7 +71,7 @@ class Disjunct:
         return bool(np.all(x >= self.lower - tol) and np.all(x <= self.upper + tol))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # numpy fields: compare explicitly, not with ==
 class Property:
     """A disjunction of (input box, clauses) pairs over ``num_inputs`` X_ and ``num_outputs`` Y_."""
 
