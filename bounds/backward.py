@@ -1,0 +1,182 @@
+"""Backward linear bound propagation (CROWN, algorithms.md 1.3).
+
+Coefficients are ``(batch, rows, *shape)``: one lower bound of ``coeffs . h`` per domain and row.
+``backward`` walks the nodes in reverse topological order (a node's coefficients are complete
+once every consumer, which comes later in the order, has pushed its share) and returns the
+coefficients on the input with the accumulated constant; ``concretize`` turns them into a
+number on the input box.  Upper bounds are lower bounds of the negated rows.
+
+Relaxations are taken from ``state.relaxation(node)`` (CROWN defaults, computed once per call)
+or, for alpha-CROWN, from ``params`` (node name -> ``(k, batch, rows, *shape)``).  A line with
+"no information" (bias +-inf) meets a zero coefficient as ``0``, never ``0 * inf = NaN``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from bounds.interval import product_operands
+from bounds.linear import constant_part, linear_adjoint, unbroadcast
+from bounds.plan import LINEAR, MATMUL, MUL, UNARY, Plan
+from verifier.graph import Node
+
+Pair = tuple[Tensor, Tensor]
+
+
+@dataclass
+class BoundState:
+    """Per-call working state (never shared between calls): intervals, softmax indices,
+    cached relaxations and constant parts."""
+
+    plan: Plan
+    consts: dict[str, Tensor]
+    bounds: dict[str, Pair] = field(default_factory=dict)   # tensor -> (batch, *shape) each
+    aux: dict[str, Tensor] = field(default_factory=dict)    # ShiftByMax node -> index
+    relaxations: dict[str, object] = field(default_factory=dict)
+    offsets: dict[str, list] = field(default_factory=dict)
+
+    def relaxation(self, node: Node):
+        rel = self.relaxations.get(node.name)
+        if rel is None:
+            rel = relax_node(self, node, None)
+            self.relaxations[node.name] = rel
+        return rel
+
+
+def relax_node(state: BoundState, node: Node, params: Tensor | None, rows: int = 0):
+    """The relaxation of a nonlinear node on its current input bounds.  With ``params``
+    (``(k, batch, rows, *shape)``) the bounds are expanded over the row axis."""
+    plan, rule = state.plan, state.plan.rules[node.name]
+    kind = plan.kinds[node.name]
+    if kind == UNARY:
+        lo, up = state.bounds[node.inputs[0]]
+        if params is not None:
+            lo, up = _rows(lo, rows), _rows(up, rows)
+        return rule.relax(lo, up, params)
+    (xl, xu), (yl, yu) = product_operands(plan, node, state.bounds)
+    if params is not None:
+        xl, xu, yl, yu = (_rows(t, rows) for t in (xl, xu, yl, yu))
+    return rule.relax((xl, yl), (xu, yu), params)
+
+
+def param_shape_bounds(state: BoundState, node: Node) -> tuple:
+    """The ``(lower, upper)`` arguments ``init_params`` of the node's rule takes."""
+    if state.plan.kinds[node.name] == UNARY:
+        return state.bounds[node.inputs[0]]
+    (xl, xu), (yl, yu) = product_operands(state.plan, node, state.bounds)
+    return (xl, yl), (xu, yu)
+
+
+def _rows(t: Tensor, rows: int) -> Tensor:
+    return t.unsqueeze(1).expand(t.shape[0], rows, *t.shape[1:])
+
+
+def _per_row(t: Tensor, coeffs: Tensor) -> Tensor:
+    """Relaxation tensors are ``(batch, *shape)`` (shared by rows) or ``(batch, rows, *shape)``."""
+    return t.unsqueeze(1) if t.dim() < coeffs.dim() else t
+
+
+def _bias(pos: Tensor, lo_bias: Tensor, neg: Tensor, up_bias: Tensor) -> Tensor:
+    """Sum of ``pos * lo_bias + neg * up_bias`` over all but (batch, rows), 0 * inf = 0."""
+    dims = tuple(range(2, pos.dim()))
+    finite = bool(torch.isfinite(lo_bias).all()) and bool(torch.isfinite(up_bias).all())
+    if finite:
+        term = pos * lo_bias + neg * up_bias
+    else:
+        term = (torch.where(pos == 0, 0.0, pos * lo_bias)
+                + torch.where(neg == 0, 0.0, neg * up_bias))
+    return term.sum(dim=dims) if dims else term
+
+
+def _unary_step(coeffs: Tensor, rel) -> tuple[Tensor, Tensor]:
+    pos, neg = coeffs.clamp(min=0), coeffs.clamp(max=0)
+    new = pos * _per_row(rel.lower_slope, coeffs) + neg * _per_row(rel.upper_slope, coeffs)
+    return new, _bias(pos, _per_row(rel.lower_bias, coeffs), neg, _per_row(rel.upper_bias, coeffs))
+
+
+def _product_step(plan: Plan, node: Node, coeffs: Tensor, rel) -> tuple[dict[str, Tensor], Tensor]:
+    shapes = plan.graph.shapes
+    x, y = node.inputs
+    if plan.kinds[node.name] == MATMUL:
+        coeffs = coeffs.unsqueeze(-2)             # (batch, rows, ..., M, 1, N)
+    pos, neg = coeffs.clamp(min=0), coeffs.clamp(max=0)
+    cx = pos * _per_row(rel.lower_x, pos) + neg * _per_row(rel.upper_x, pos)
+    cy = pos * _per_row(rel.lower_y, pos) + neg * _per_row(rel.upper_y, pos)
+    bias = _bias(pos.expand_as(cx), _per_row(rel.lower_bias, pos), neg.expand_as(cx),
+                 _per_row(rel.upper_bias, pos))
+    if plan.kinds[node.name] == MATMUL:
+        cx, cy = cx.sum(dim=-1), cy.sum(dim=-3)
+    result = {x: unbroadcast(cx, shapes[x])}
+    part = unbroadcast(cy, shapes[y])
+    result[y] = result[y] + part if y in result else part
+    return result, bias
+
+
+def _offsets(state: BoundState, node: Node, like: Tensor) -> list:
+    cached = state.offsets.get(node.name)
+    if cached is None:
+        plan = state.plan
+        cached = constant_part(node, plan.graph.shapes, plan.perturbed, state.consts, like)
+        state.offsets[node.name] = cached
+    return cached
+
+
+def _linear_step(state: BoundState, node: Node, outs: list) -> tuple[dict[str, Tensor], Tensor | None]:
+    plan = state.plan
+    aux = state.aux.get(node.name)
+    result = linear_adjoint(node, outs, plan.graph.shapes, plan.perturbed, state.consts, aux)
+    bias = None
+    for c, offset in zip(outs, _offsets(state, node, next(o for o in outs if o is not None))):
+        if c is not None and offset is not None:
+            term = (c * offset).flatten(2).sum(-1)
+            bias = term if bias is None else bias + term
+    return result, bias
+
+
+def backward(state: BoundState, start: str, coeffs: Tensor,
+             params: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Lower bounds of ``coeffs . start`` as a linear function of the input.
+
+    coeffs: (batch, rows, *shape(start)).  Returns ``(input_coeffs, bias)``:
+    ``(batch, rows, input_size)`` and ``(batch, rows)``."""
+    plan = state.plan
+    g = plan.graph
+    batch, rows = coeffs.shape[:2]
+    pending: dict[str, Tensor] = {start: coeffs}
+    bias = coeffs.new_zeros((batch, rows))
+    order = [n for n in g.nodes]
+    last = max((i for i, n in enumerate(order) if start in n.outputs), default=-1)
+    for node in reversed(order[:last + 1]):
+        outs = [pending.pop(o, None) for o in node.outputs]
+        if all(o is None for o in outs):
+            continue
+        kind = plan.kinds[node.name]
+        if kind == LINEAR:
+            pushed, extra = _linear_step(state, node, outs)
+        else:
+            p = None if params is None else params.get(node.name)
+            rel = state.relaxation(node) if p is None else relax_node(state, node, p, rows)
+            if kind == UNARY:
+                new, extra = _unary_step(outs[0], rel)
+                pushed = {node.inputs[0]: new}
+            else:
+                pushed, extra = _product_step(plan, node, outs[0], rel)
+        if extra is not None:
+            bias = bias + extra
+        for name, c in pushed.items():
+            if name in plan.perturbed:
+                pending[name] = pending[name] + c if name in pending else c
+    x = pending.pop(g.input_name, None)
+    if x is None:
+        x = coeffs.new_zeros((batch, rows, g.input_size))
+    return x.reshape(batch, rows, -1), bias
+
+
+def concretize(input_coeffs: Tensor, bias: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+    """``min over the box`` of ``input_coeffs . x + bias``; lower/upper: (batch, input_size)."""
+    centre, radius = (lower + upper) / 2, (upper - lower) / 2
+    value = (torch.einsum("brn,bn->br", input_coeffs, centre)
+             - torch.einsum("brn,bn->br", input_coeffs.abs(), radius) + bias)
+    return torch.nan_to_num(value, nan=float("-inf"))

@@ -1,0 +1,337 @@
+"""Public API of the bound engine: IBP, CROWN and alpha-CROWN over a batch of domains.
+
+``spec_bounds`` is the work horse (GenBaB calls it once per batch of sub-domains); ``output_bounds``
+bounds every output element; ``prove`` runs IBP -> CROWN -> alpha on a VNN-LIB property.
+
+Intervals are keyed by tensor name (``node.output``; ``Graph.shapes`` keys).  A domain's
+``interm`` entry ``{tensor: (lower, upper)}`` (``(batch, *shape)``) is a sound interval known
+for that tensor on that domain (a split, or the parent's bounds); it is intersected with
+whatever is computed, and with ``refresh=False`` such tensors are not recomputed by CROWN.
+A domain whose intervals cross (lower > upper somewhere) is empty: its bounds are ``+inf``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+import torch
+from torch import Tensor
+
+from bounds.alpha import optimise
+from bounds.backward import BoundState, backward, concretize
+from bounds.box import Box, input_box
+from bounds.interval import intersect, node_interval
+from bounds.linear import shift_index
+from bounds.plan import Plan, make_plan
+from bounds.rewrite import SHIFT_BY_MAX
+from verifier.forward import prepared_constants
+from verifier.graph import Graph
+from verifier.options import BoundOptions
+
+logger = logging.getLogger(__name__)
+Pair = tuple[Tensor, Tensor]
+METHODS = ("ibp", "crown", "alpha")
+_ROW_BUDGET = 1 << 24          # coefficient elements per intermediate CROWN chunk
+
+
+@dataclass(frozen=True)
+class LinearBounds:
+    """Input-space linear bounds of the elements ``index`` (flat) of one tensor, per domain:
+    ``lower_coeffs @ x + lower_bias <= h[index] <= upper_coeffs @ x + upper_bias``.
+    Coefficients ``(batch, len(index), input_size)``, biases ``(batch, len(index))``."""
+
+    index: Tensor
+    lower_coeffs: Tensor
+    lower_bias: Tensor
+    upper_coeffs: Tensor
+    upper_bias: Tensor
+
+
+@dataclass(frozen=True)
+class SpecBounds:
+    """Result of ``spec_bounds``.
+
+    lower: (batch, rows) certified lower bounds of ``coeffs @ y`` (``-inf`` when unknown,
+    ``+inf`` for an empty domain; never NaN).  intermediate: the intervals used, per tensor.
+    alpha: optimised parameters per nonlinear node, ``(k, batch, rows, *shape)``, to warm-start
+    children.  linear: input-space linear bounds of the CROWN-bounded tensors (only with
+    ``keep_linear=True``).  method: the strongest method that ran."""
+
+    lower: Tensor
+    intermediate: Mapping[str, Pair]
+    alpha: Mapping[str, Tensor] = field(default_factory=dict)
+    linear: Mapping[str, LinearBounds] = field(default_factory=dict)
+    method: str = "ibp"
+
+
+@dataclass(frozen=True)
+class ProofOutcome:
+    """Per disjunct and clause: refuted (some row's lower bound > threshold) and the margin
+    ``max_row(lower - threshold)``.  ``verified``: every clause of every disjunct refuted."""
+
+    verified: bool
+    refuted: tuple[tuple[bool, ...], ...]
+    margins: tuple[tuple[float, ...], ...]
+    method: str
+    timed_out: bool = False
+
+
+# -- intermediate bounds --------------------------------------------------------------------
+def _check_method(method: str) -> str:
+    method = "alpha" if method == "alpha-crown" else method
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
+                keep_linear: bool) -> tuple[Pair, LinearBounds | None]:
+    """CROWN with C = I on the neurons of ``tensor`` that need it, intersected with ``ibp``."""
+    plan = state.plan
+    shape = plan.graph.shapes[tensor]
+    batch = ibp[0].shape[0]
+    lo, up = ibp[0].reshape(batch, -1), ibp[1].reshape(batch, -1)
+    need = lo < up
+    if tensor in plan.relu_only:
+        need &= (lo < 0) & (up > 0)
+    index = torch.nonzero(need.any(dim=0)).flatten()
+    if index.numel() == 0:
+        return ibp, None
+    size = lo.shape[1]
+    chunk = max(1, _ROW_BUDGET // (2 * batch * plan.max_numel))
+    lows, ups, parts = [], [], []
+    for start in range(0, index.numel(), chunk):
+        sel = index[start:start + chunk]
+        n = sel.numel()
+        eye = lo.new_zeros((2 * n, size))
+        rows = torch.arange(n, device=lo.device)
+        eye[rows, sel] = 1.0
+        eye[rows + n, sel] = -1.0
+        coeffs = eye.reshape(1, 2 * n, *shape).expand(batch, 2 * n, *shape)
+        x_coeffs, bias = backward(state, tensor, coeffs)
+        value = concretize(x_coeffs, bias, box.lower, box.upper)
+        lows.append(value[:, :n])
+        ups.append(-value[:, n:])
+        if keep_linear:
+            parts.append((x_coeffs[:, :n], bias[:, :n], -x_coeffs[:, n:], -bias[:, n:]))
+    new_lo, new_up = lo.clone(), up.clone()
+    new_lo[:, index] = torch.maximum(lo[:, index], torch.cat(lows, dim=1))
+    new_up[:, index] = torch.minimum(up[:, index], torch.cat(ups, dim=1))
+    linear = None
+    if keep_linear:
+        linear = LinearBounds(index, *(torch.cat([p[i] for p in parts], dim=1) for i in range(4)))
+    return (new_lo.reshape(batch, *shape), new_up.reshape(batch, *shape)), linear
+
+
+def _override(interm: Mapping[str, Pair] | None, name: str, pair: Pair) -> Pair:
+    if interm and name in interm:
+        o_lo, o_up = interm[name]
+        return intersect(pair, (o_lo.to(pair[0]).reshape(pair[0].shape),
+                                o_up.to(pair[1]).reshape(pair[1].shape)))
+    return pair
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    interm: Mapping[str, Pair] | None
+    refresh: bool
+    keep_linear: bool
+    deadline: float
+
+
+def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict[str, LinearBounds]]:
+    """Intervals of every perturbed tensor, in topological order (algorithms.md 1.4)."""
+    g = plan.graph
+    consts = prepared_constants(g, box.lower.dtype, box.lower.device)
+    state = BoundState(plan, consts)
+    batch = box.lower.shape[0]
+    x = (box.lower.reshape(batch, *g.input_shape), box.upper.reshape(batch, *g.input_shape))
+    state.bounds[g.input_name] = _override(req.interm, g.input_name, x)
+    linear: dict[str, LinearBounds] = {}
+    for node in g.nodes:
+        aux = None
+        if node.op_type == SHIFT_BY_MAX:
+            aux = shift_index(*state.bounds[node.inputs[0]], node.attrs["axis"])
+            state.aux[node.name] = aux
+        outs = node_interval(plan, node, state.bounds, consts, aux)
+        for name, pair in zip(node.outputs, outs):
+            pair = _override(req.interm, name, pair)
+            fixed = not req.refresh and req.interm is not None and name in req.interm
+            if (req.method != "ibp" and name in plan.tight and name not in plan.ibp_exact
+                    and not fixed and time.monotonic() < req.deadline):
+                pair, lin = _crown_rows(state, name, pair, box, req.keep_linear)
+                if lin is not None:
+                    linear[name] = lin
+            state.bounds[name] = pair
+    return state, linear
+
+
+def _empty_domains(bounds: Mapping[str, Pair]) -> Tensor:
+    empty = None
+    for lo, up in bounds.values():
+        e = (lo > up).flatten(1).any(dim=1)
+        empty = e if empty is None else empty | e
+    return empty
+
+
+def _interval_spec(coeffs: Tensor, lo: Tensor, up: Tensor) -> Tensor:
+    """Lower bound of coeffs @ y over the box [lo, up] (0 * inf = 0); coeffs (B, R, m)."""
+    lo, up = lo.reshape(lo.shape[0], 1, -1), up.reshape(up.shape[0], 1, -1)
+    pos, neg = coeffs.clamp(min=0), coeffs.clamp(max=0)
+    term = torch.where(pos == 0, 0.0, pos * lo) + torch.where(neg == 0, 0.0, neg * up)
+    return torch.nan_to_num(term.sum(-1), nan=float("-inf"))
+
+
+# -- public API -----------------------------------------------------------------------------
+def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, method: str,
+                options: BoundOptions | None = None, deadline: float | None = None,
+                state: Mapping[str, Tensor] | None = None, interm: Mapping[str, Pair] | None = None,
+                refresh: bool = True, thresholds: Tensor | None = None,
+                groups: Tensor | None = None, keep_linear: bool = False) -> SpecBounds:
+    """Certified lower bounds of ``coeffs @ y`` for every domain and row.
+
+    lower, upper: (batch, *input_shape) or (batch, input_size).  coeffs: (batch, rows, m) or
+    (rows, m), m = output size.  state: alpha parameters of an earlier call (warm start).
+    thresholds ((batch, rows) or (rows,)) and groups ((rows,) clause ids, -1 = ignore) only
+    let alpha stop early once every group of every domain has a row with lower > threshold.
+    """
+    options = options or BoundOptions()
+    method = _check_method(method)
+    deadline = math.inf if deadline is None else deadline
+    plan = make_plan(graph)
+    box = input_box(plan.graph, lower, upper)
+    batch = box.lower.shape[0]
+    coeffs = coeffs.to(box.lower)
+    if coeffs.dim() == 2:
+        coeffs = coeffs.unsqueeze(0).expand(batch, *coeffs.shape)
+    req = _Request(method, interm, refresh, keep_linear, deadline)
+    with torch.no_grad():
+        bstate, linear = _intermediate(plan, box, req)
+        out = bstate.bounds[plan.graph.output_name]
+        best = _interval_spec(coeffs, *out)
+        if method != "ibp":
+            out_shape = plan.graph.shapes[plan.graph.output_name]
+            full = coeffs.reshape(batch, coeffs.shape[1], *out_shape)
+            x_coeffs, bias = backward(bstate, plan.graph.output_name, full)
+            best = torch.maximum(best, concretize(x_coeffs, bias, box.lower, box.upper))
+    params: dict[str, Tensor] = {}
+    if method == "alpha" and options.alpha_iterations > 0:
+        best, params = optimise(bstate, coeffs, box, best, options,
+                                _Targets(thresholds, groups, deadline, state))
+    empty = _empty_domains(bstate.bounds)
+    best = torch.where(empty.unsqueeze(1), float("inf"), best)
+    return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method)
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """What alpha optimises towards and when it may stop."""
+
+    thresholds: Tensor | None
+    groups: Tensor | None
+    deadline: float
+    warm: Mapping[str, Tensor] | None
+
+
+def output_bounds(graph: Graph, lower: Tensor, upper: Tensor, *, method: str,
+                  options: BoundOptions | None = None,
+                  deadline: float | None = None) -> tuple[Tensor, Tensor]:
+    """Certified bounds of every output element: two ``(batch, *output_shape)`` tensors."""
+    method = _check_method(method)
+    m = graph.output_size
+    eye = torch.eye(m, dtype=lower.dtype, device=lower.device)
+    coeffs = torch.cat([eye, -eye], dim=0)
+    result = spec_bounds(graph, lower, upper, coeffs, method=method, options=options,
+                         deadline=deadline)
+    batch = result.lower.shape[0]
+    shape = (batch, *graph.output_shape)
+    return result.lower[:, :m].reshape(shape), (-result.lower[:, m:]).reshape(shape)
+
+
+# -- proving a property -----------------------------------------------------------------------
+_DISJUNCT_CHUNK = 64
+
+
+def _stack_disjuncts(disjuncts: list, dtype: torch.dtype, device: torch.device):
+    """Input boxes (B, n), padded rows (B, R, m), thresholds (B, R) and clause ids (B, R)."""
+    rows = max(sum(c.num_rows for c in d.clauses) for d in disjuncts)
+    m = disjuncts[0].clauses[0].coeffs.shape[1]
+    coeffs = torch.zeros((len(disjuncts), rows, m), dtype=torch.float64)
+    thresholds = torch.full((len(disjuncts), rows), math.inf, dtype=torch.float64)
+    groups = torch.full((len(disjuncts), rows), -1, dtype=torch.int64)
+    for b, d in enumerate(disjuncts):
+        r = 0
+        for k, clause in enumerate(d.clauses):
+            coeffs[b, r:r + clause.num_rows] = torch.from_numpy(np.array(clause.coeffs))
+            thresholds[b, r:r + clause.num_rows] = torch.from_numpy(np.array(clause.thresholds))
+            groups[b, r:r + clause.num_rows] = k
+            r += clause.num_rows
+    lower = torch.from_numpy(np.stack([d.lower for d in disjuncts]))
+    upper = torch.from_numpy(np.stack([d.upper for d in disjuncts]))
+    to = dict(dtype=dtype, device=device)
+    return lower.to(**to), upper.to(**to), coeffs, thresholds, groups
+
+
+def _clause_margins(lower: Tensor, thresholds: Tensor, groups: Tensor, num_clauses: list[int]):
+    """Per disjunct, per clause: max over its rows of lower - threshold (float64, NaN -> -inf)."""
+    margin = torch.nan_to_num(lower.double().cpu() - thresholds, nan=-math.inf)
+    margin = torch.where(torch.isfinite(lower.double().cpu()), margin, -math.inf)
+    result = []
+    for b, count in enumerate(num_clauses):
+        result.append([float(margin[b][groups[b] == k].max()) if bool((groups[b] == k).any())
+                       else -math.inf for k in range(count)])
+    return result
+
+
+def _prove_chunk(graph: Graph, disjuncts: list, options: BoundOptions, strongest: str,
+                 deadline: float, dtype: torch.dtype, device: torch.device):
+    lower, upper, coeffs, thresholds, groups = _stack_disjuncts(disjuncts, dtype, device)
+    counts = [len(d.clauses) for d in disjuncts]
+    best = [[-math.inf] * c for c in counts]
+    used = "ibp"
+    alive = list(range(len(disjuncts)))
+    for method in METHODS[:METHODS.index(strongest) + 1]:
+        if not alive or time.monotonic() >= deadline:
+            break
+        idx = torch.tensor(alive)
+        result = spec_bounds(graph, lower[idx], upper[idx], coeffs[idx].to(dtype=dtype, device=device),
+                             method=method, options=options, deadline=deadline,
+                             thresholds=thresholds[idx].to(dtype=dtype, device=device),
+                             groups=groups[idx].to(device))
+        used = method
+        margins = _clause_margins(result.lower, thresholds[idx], groups[idx], [counts[i] for i in alive])
+        for i, m in zip(alive, margins):
+            best[i] = [max(a, b) for a, b in zip(best[i], m)]
+        alive = [i for i in alive if not all(v > 0 for v in best[i])]
+    return best, used
+
+
+def prove(graph: Graph, prop: Any, options: Any = None, deadline: float | None = None) -> ProofOutcome:
+    """Try to prove ``prop`` (a ``vnnlib.property.Property``) by IBP, then CROWN, then alpha
+    (up to ``options.method``), all clauses of a disjunct stacked as rows and disjuncts batched.
+
+    options: a ``BoundOptions`` or anything with a ``.bounds`` (``VerifyOptions``, whose
+    ``device``/``dtype`` are then used).  NaN or infinite bounds never count as a proof."""
+    bound_opts = getattr(options, "bounds", options) or BoundOptions()
+    device = torch.device(getattr(options, "device", "cpu"))
+    dtype = torch.float64 if getattr(options, "dtype", "float32") == "float64" else torch.float32
+    strongest = _check_method(bound_opts.method)
+    deadline = math.inf if deadline is None else deadline
+    disjuncts = list(prop.disjuncts)
+    margins: list[list[float]] = []
+    used = "ibp"
+    for start in range(0, len(disjuncts), _DISJUNCT_CHUNK):
+        chunk = disjuncts[start:start + _DISJUNCT_CHUNK]
+        best, method = _prove_chunk(graph, chunk, bound_opts, strongest, deadline, dtype, device)
+        margins.extend(best)
+        used = max(used, method, key=METHODS.index)
+    refuted = tuple(tuple(m > 0 for m in row) for row in margins)
+    verified = len(refuted) == len(disjuncts) and all(all(r) for r in refuted)
+    timed_out = not verified and time.monotonic() >= deadline
+    return ProofOutcome(verified, refuted, tuple(tuple(r) for r in margins), used, timed_out)

@@ -1,0 +1,142 @@
+"""What the bound engine needs to know about a graph, computed once per graph (cached).
+
+``make_plan(graph)`` rewrites the graph (bounds/rewrite.py), classifies every node, binds the
+bound rules of nonlinear nodes and decides, per tensor, how its intermediate bounds are found
+(algorithms.md 1.4):
+
+* ``needs_bounds``: inputs of a relaxation (unary rule, both inputs of a product);
+* ``tight``: ``needs_bounds`` closed under data-movement producers (a Reshape feeding a Relu
+  needs its own input tight too);
+* ``ibp_exact``: tight tensors whose interval image is already exact given tight inputs (outputs
+  of elementwise rules and data movement, and the first affine layer over the raw input); they
+  skip the CROWN pass.  The other tight tensors get CROWN with ``C = I``, intersected with IBP;
+* ``relu_only``: tensors read only by ReLU-like ops, for which stable neurons need no CROWN row.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from bounds.linear import DATA_MOVEMENT, PERMUTING, is_linear
+from bounds.ops import RULES, make_rule
+from bounds.relaxation import OpRule
+from bounds.rewrite import prepare
+from verifier.errors import UnsupportedOpError
+from verifier.graph import Graph, Node
+
+LINEAR, UNARY, MUL, MATMUL = "linear", "unary", "mul", "matmul"
+_RELU_LIKE = frozenset({"Relu", "LeakyRelu"})
+_FIRST_LAYER = frozenset({"Gemm", "Conv", "ConvTranspose", "MatMul", "Mul", "Div", "Add", "Sub",
+                          "ReduceSum", "ReduceMean", "AveragePool", "Neg"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    graph: Graph                      # the rewritten graph the engine works on
+    kinds: dict[str, str]             # node name -> LINEAR / UNARY / MUL / MATMUL
+    rules: dict[str, OpRule]          # node name -> bound rule (nonlinear nodes)
+    perturbed: frozenset[str]         # perturbed tensor names (input included)
+    needs_bounds: frozenset[str]
+    tight: frozenset[str]
+    ibp_exact: frozenset[str]
+    relu_only: frozenset[str]
+    max_numel: int                    # largest perturbed tensor (row chunking)
+
+
+_CACHE: dict[int, Plan] = {}
+
+
+def make_plan(graph: Graph) -> Plan:
+    """The plan of ``graph`` (cached per graph object).  Raises ``UnsupportedOpError`` listing
+    every op the engine cannot bound."""
+    cached = _CACHE.get(id(graph))
+    if cached is not None:
+        return cached
+    g = prepare(graph)
+    perturbed = {g.input_name} | {o for n in g.nodes for o in n.outputs}
+    kinds, rules, unsupported = _classify(g, perturbed)
+    if unsupported:
+        raise UnsupportedOpError(graph.source, unsupported, sorted(set(RULES) | {"(linear ops)"}))
+    needs = {n for node in g.nodes if kinds[node.name] != LINEAR
+             for n in node.inputs if n in perturbed}
+    tight = _close_tight(g, needs, kinds, perturbed)
+    plan = Plan(g, kinds, rules, frozenset(perturbed), frozenset(needs), frozenset(tight),
+                frozenset(_ibp_exact(g, tight, kinds, perturbed)),
+                frozenset(_relu_only(g, needs)),
+                max(_numel(g.shapes[t]) for t in perturbed))
+    _CACHE[id(graph)] = plan
+    weakref.finalize(graph, _CACHE.pop, id(graph), None)
+    return plan
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _classify(g: Graph, perturbed: set[str]) -> tuple[dict, dict, dict[str, list[str]]]:
+    kinds: dict[str, str] = {}
+    rules: dict[str, OpRule] = {}
+    unsupported: dict[str, list[str]] = {}
+    for node in g.nodes:
+        flags = [bool(n) and n in perturbed for n in node.inputs]
+        try:
+            if is_linear(node, perturbed.__contains__):
+                kinds[node.name] = LINEAR
+            elif node.op_type in ("Mul", "MatMul") and sum(flags) == 2:
+                kinds[node.name] = MUL if node.op_type == "Mul" else MATMUL
+                rules[node.name] = RULES["Mul"]
+            elif node.op_type in RULES and sum(flags) == 1 and RULES[node.op_type].num_inputs == 1:
+                kinds[node.name] = UNARY
+                attrs = {k: v for k, v in node.attrs.items()}
+                rules[node.name] = make_rule(node.op_type, attrs)
+            else:
+                unsupported.setdefault(node.op_type, []).append(node.name)
+        except ValueError:
+            unsupported.setdefault(f"{node.op_type} (attributes {dict(node.attrs)})", []).append(node.name)
+    return kinds, rules, unsupported
+
+
+def _close_tight(g: Graph, needs: set[str], kinds: dict, perturbed: set[str]) -> set[str]:
+    producers = g.producers()
+    tight = set(needs)
+    stack = list(needs)
+    while stack:
+        node = producers.get(stack.pop())
+        if node is None or node.op_type not in DATA_MOVEMENT or kinds[node.name] != LINEAR:
+            continue
+        for name in node.inputs:
+            if name in perturbed and name not in tight:
+                tight.add(name)
+                stack.append(name)
+    return tight
+
+
+def _ibp_exact(g: Graph, tight: set[str], kinds: dict, perturbed: set[str]) -> set[str]:
+    """Tight tensors whose IBP interval is exact (no CROWN pass needed)."""
+    permuted = {g.input_name}            # a permutation of (part of) the raw input
+    exact = {g.input_name}
+    for node in g.nodes:
+        pert = [n for n in node.inputs if n in perturbed]
+        if kinds[node.name] == UNARY or (kinds[node.name] == LINEAR and node.op_type in DATA_MOVEMENT
+                                         and all(n in tight for n in pert)):
+            exact.update(node.outputs)
+        if kinds[node.name] != LINEAR or len(set(pert)) != 1 or pert[0] not in permuted:
+            continue
+        if node.op_type in PERMUTING:
+            permuted.update(node.outputs)
+            exact.update(node.outputs)
+        elif node.op_type in _FIRST_LAYER and len(pert) == 1:
+            exact.update(node.outputs)
+    return exact & tight
+
+
+def _relu_only(g: Graph, needs: set[str]) -> set[str]:
+    consumers = g.consumers()
+    return {t for t in needs if all(c.op_type in _RELU_LIKE for c in consumers.get(t, []))}
+
+
+def node_by_output(g: Graph) -> dict[str, Node]:
+    return g.producers()
