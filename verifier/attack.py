@@ -85,7 +85,8 @@ def build_targets(prop: Property, dtype: torch.dtype, device: torch.device) -> T
 def margins(graph: Graph, x: torch.Tensor, coeffs: torch.Tensor,
             thresholds: torch.Tensor) -> torch.Tensor:
     """Per point the clause margin ``max_i (c_i.y - d_i)``; x: (B, n), coeffs: (B, R, m) -> (B,)."""
-    y = evaluate(graph, x.reshape(x.shape[0], *graph.input_shape)).reshape(x.shape[0], -1)
+    y = evaluate(graph, x.reshape(x.shape[0], *graph.input_shape),
+                 surrogate_gradients=x.requires_grad).reshape(x.shape[0], -1)
     rows = torch.einsum("brm,bm->br", coeffs, y) - thresholds
     return rows.max(dim=1).values
 

@@ -421,6 +421,23 @@ FORWARD: dict[str, ForwardFn] = {
 }
 
 
+def _straight_through(step: Callable[[Tensor], Tensor], slope: Callable[[Tensor], Tensor]):
+    """Value of ``step`` with the gradient of a smooth stand-in: attacks need a direction
+    through step functions (Sign, Floor), whose true gradient is zero almost everywhere."""
+    def forward(x: Tensor, node: Node) -> Tensor:
+        smooth = slope(x)
+        return smooth + (step(x) - smooth).detach()
+    return _unary(forward)
+
+
+# Used by ``evaluate(..., surrogate_gradients=True)``: same values, informative gradients.
+SURROGATE: dict[str, ForwardFn] = {
+    "Sign": _straight_through(torch.sign, torch.tanh),
+    "Floor": _straight_through(torch.floor, lambda x: x),
+    "Ceil": _straight_through(torch.ceil, lambda x: x),
+}
+
+
 # -- graph evaluation -------------------------------------------------------------------------
 _CONSTANT_CACHE: dict[tuple[int, torch.dtype, str], dict[str, Tensor]] = {}
 
@@ -446,7 +463,8 @@ def prepared_constants(graph: Graph, dtype: torch.dtype,
     return cached
 
 
-def run_node(node: Node, values: dict[str, Tensor], constants: dict[str, Tensor]) -> list[Tensor]:
+def run_node(node: Node, values: dict[str, Tensor], constants: dict[str, Tensor],
+             table: dict[str, ForwardFn] = FORWARD) -> list[Tensor]:
     """Evaluate one node; ``values`` holds the batched perturbed tensors computed so far."""
     args, batched = [], []
     for name in node.inputs:
@@ -456,7 +474,7 @@ def run_node(node: Node, values: dict[str, Tensor], constants: dict[str, Tensor]
         else:
             args.append(constants.get(name))   # None for an omitted optional input ("")
             batched.append(False)
-    return FORWARD[node.op_type](node, args, batched)
+    return table[node.op_type](node, args, batched)
 
 
 def _last_uses(graph: Graph) -> dict[int, list[str]]:
@@ -471,12 +489,16 @@ def _last_uses(graph: Graph) -> dict[int, list[str]]:
     return uses
 
 
-def evaluate(graph: Graph, x: Tensor, *, keep: bool = False) -> Tensor | dict[str, Tensor]:
+def evaluate(graph: Graph, x: Tensor, *, keep: bool = False,
+             surrogate_gradients: bool = False) -> Tensor | dict[str, Tensor]:
     """Run the graph on ``x: (batch, *graph.input_shape)`` or ``(batch, graph.input_size)``.
 
     Returns the output ``(batch, *graph.output_shape)``; with ``keep=True`` a dict of every
     perturbed tensor (input included) instead.  dtype and device are taken from ``x``.
+    ``surrogate_gradients``: step functions back-propagate a smooth stand-in's gradient
+    (values are unchanged), for attacks.
     """
+    table = {**FORWARD, **SURROGATE} if surrogate_gradients else FORWARD
     if x.dim() == 0 or x[0].numel() != graph.input_size:
         raise ValueError(f"evaluate: expected (batch, {graph.input_size}) or (batch, "
                          f"*{graph.input_shape}) input, got {tuple(x.shape)}")
@@ -484,7 +506,7 @@ def evaluate(graph: Graph, x: Tensor, *, keep: bool = False) -> Tensor | dict[st
     values = {graph.input_name: x.reshape(x.shape[0], *graph.input_shape)}
     last_uses = {} if keep else _last_uses(graph)
     for i, node in enumerate(graph.nodes):
-        values.update(zip(node.outputs, run_node(node, values, constants)))
+        values.update(zip(node.outputs, run_node(node, values, constants, table)))
         for name in last_uses.get(i, ()):
             values.pop(name, None)
     return values if keep else values[graph.output_name]

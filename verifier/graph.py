@@ -25,7 +25,7 @@ def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # identity semantics: usable as dict keys
 class Node:
     """One operator.  ``inputs``/``outputs`` are tensor names; ``attrs`` are normalised ONNX
     attributes (e.g. Slice's starts/ends are attributes here whatever the opset)."""
@@ -45,7 +45,7 @@ class Node:
         return self.outputs[0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # identity semantics: usable as dict keys
 class Graph:
     """A loaded model: one input, one output, perturbed nodes in topological order."""
 
