@@ -29,18 +29,23 @@ from torch import Tensor
 
 from bounds.lines import Curve, chord_slope, clamp_into, extreme
 
-_ANCHOR_STEPS = 6
+_ANCHOR_STEPS = 4
+_EPS32 = float(torch.finfo(torch.float32).eps)
 
 
 def anchored_slope(curve: Curve, lower: Tensor, upper: Tensor, start: Tensor,
-                   lowest: bool, anchor_right: bool) -> Tensor:
+                   lowest: bool, anchor_right: bool, first_touch: Tensor | None = None) -> Tensor:
     """Slope of the tightest line through ``(anchor, f(anchor))`` on one side of ``f`` on the
-    box (lower side if ``lowest``), found from ``start`` (usually the chord slope).  float64."""
+    box (lower side if ``lowest``), found from ``start`` (usually the chord slope).  float64.
+    ``first_touch`` is the extreme point for ``start`` when the caller already has it."""
     anchor = upper if anchor_right else lower
     f_anchor = curve.value(anchor)
     slope = start
-    for _ in range(_ANCHOR_STEPS):
-        _, touch = extreme(curve, lower, upper, slope, lowest)
+    for step in range(_ANCHOR_STEPS):
+        if step == 0 and first_touch is not None:
+            touch = first_touch
+        else:
+            _, touch = extreme(curve, lower, upper, slope, lowest)
         run = anchor - touch
         ok = run.abs() > 0
         new = (f_anchor - curve.value(touch)) / torch.where(ok, run, 1.0)
@@ -48,36 +53,44 @@ def anchored_slope(curve: Curve, lower: Tensor, upper: Tensor, start: Tensor,
     return slope
 
 
-def _score(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor, lowest: bool) -> Tensor:
-    """Value of the tightest line with this slope at the midpoint; larger is better for lower
-    lines, so upper lines are scored negated.  Non-finite scores lose."""
+def _score(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor, lowest: bool,
+           eps: float) -> Tensor:
+    """Value of the tightest line with this slope at the midpoint, less what rounding its bias
+    to the working dtype (machine epsilon ``eps``) may cost; larger is better for lower lines,
+    so upper lines are scored negated.  Non-finite scores lose."""
     bias, _ = extreme(curve, lower, upper, slope, lowest)
-    value = slope * (lower + upper) / 2 + bias
+    mid = (lower + upper) / 2
+    value = slope * mid + bias
     value = value if lowest else -value
+    value = value - 2 * eps * (slope.abs() * torch.maximum(lower.abs(), upper.abs()) + bias.abs())
     return torch.nan_to_num(value, nan=float("-inf"), posinf=float("-inf"))
 
 
 def best_slope(curve: Curve, lower: Tensor, upper: Tensor, candidates: list[Tensor],
-               lowest: bool) -> Tensor:
+               lowest: bool, eps: float = _EPS32) -> Tensor:
     """The candidate slope whose tightest line is best at the midpoint (first one on ties)."""
     slopes = torch.stack([torch.nan_to_num(c.expand_as(lower), nan=0.0, posinf=0.0, neginf=0.0)
                           for c in candidates])
-    scores = torch.stack([_score(curve, lower, upper, s, lowest) for s in slopes])
+    scores = torch.stack([_score(curve, lower, upper, s, lowest, eps) for s in slopes])
     index = scores.argmax(0, keepdim=True)
     return slopes.gather(0, index).squeeze(0)
 
 
-def default_slopes(curve: Curve, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
-    """(lower-line slope, upper-line slope) of the default relaxation; float64 in and out."""
+def default_slopes(curve: Curve, lower: Tensor, upper: Tensor,
+                   eps: float = _EPS32) -> tuple[Tensor, Tensor]:
+    """(lower-line slope, upper-line slope) of the default relaxation; float64 in and out.
+    ``eps``: machine epsilon of the working dtype (flat lines win where a slope gains less than
+    the rounding of its bias)."""
     chord = chord_slope(curve, lower, upper)
     mid_tangent = curve.slope((lower + upper) / 2)
     flat = torch.zeros_like(lower)
     result = []
     for lowest in (True, False):
-        candidates = [chord, mid_tangent, flat,
-                      anchored_slope(curve, lower, upper, chord, lowest, anchor_right=True),
-                      anchored_slope(curve, lower, upper, chord, lowest, anchor_right=False)]
-        result.append(best_slope(curve, lower, upper, candidates, lowest))
+        _, touch = extreme(curve, lower, upper, chord, lowest)
+        candidates = [chord, mid_tangent, flat]
+        for right in (True, False):
+            candidates.append(anchored_slope(curve, lower, upper, chord, lowest, right, touch))
+        result.append(best_slope(curve, lower, upper, candidates, lowest, eps))
     return result[0], result[1]
 
 

@@ -154,3 +154,23 @@ def chord_slope(curve: Curve, lower: Tensor, upper: Tensor) -> Tensor:
     rise = curve.value(upper) - curve.value(lower)
     slope = torch.where(wide, rise / torch.where(wide, width, 1.0), 0.0)
     return torch.nan_to_num(slope, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def roots_on_monotone_pieces(slope_fn: Callable[[Tensor], Tensor], target: Tensor,
+                             pieces: tuple[tuple[float, float], ...],
+                             steps: int = 64) -> tuple[Tensor, ...]:
+    """For each interval ``(a, b)`` on which ``slope_fn`` is monotone: a point where it equals
+    ``target`` (an end of the interval if there is none).  Vectorised bisection, float64; all
+    pieces are solved together.  Used for stationary points without a closed form (Gelu,
+    SiLU); the pieces must reach far enough that ``f`` is exactly linear beyond them."""
+    k = len(pieces)
+    shape = (k,) + (1,) * target.dim()
+    a = torch.tensor([p[0] for p in pieces], dtype=torch.float64, device=target.device).view(shape)
+    b = torch.tensor([p[1] for p in pieces], dtype=torch.float64, device=target.device).view(shape)
+    increasing = slope_fn(b) >= slope_fn(a)
+    lo, hi = a.expand(k, *target.shape).clone(), b.expand(k, *target.shape).clone()
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        below = (slope_fn(mid) < target) == increasing
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return tuple((lo + hi) / 2)

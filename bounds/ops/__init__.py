@@ -5,22 +5,26 @@ node, use ``make_rule(node.op_type, node.attrs)``, which binds the node's attrib
 
 * ``LeakyRelu``: ``alpha`` (default 0.01; any real);
 * ``Pow``: ``exponent`` (the constant second input; default 2, the square);
-* ``Clip``: ``min``, ``max`` (constant inputs; default -inf, +inf);
+* ``Clip``: ``min``, ``max`` (the constant inputs; default -inf, +inf);
 * ``HardSigmoid``: ``alpha`` (0.2), ``beta`` (0.5);
 * ``Gelu``: ``approximate`` ("none" only).
 
-Softmax, LayerNorm and Div are decomposed by the engine into these ops.
+``SiLU`` (``x * sigmoid(x)``) is not an ONNX op: the loader fuses it.  Softmax, LayerNorm and
+Div are decomposed by the engine into these ops.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bounds.ops import cos, exp, leaky_relu, mul, pow, reciprocal, relu, sigmoid, sin, tanh
+from bounds.ops import (abs, clip, cos, erf, exp, floor, gelu, hard_sigmoid, leaky_relu, log, mul,
+                        pow, reciprocal, relu, sigmoid, sign, silu, sin, softplus, sqrt, tanh)
 from bounds.relaxation import OpRule
 
 RULES: dict[str, OpRule] = {r.op_type: r for r in (
     relu.RELU, leaky_relu.LEAKY_RELU, sigmoid.SIGMOID, tanh.TANH, sin.SIN, cos.COS, exp.EXP,
-    reciprocal.RECIPROCAL, pow.POW, mul.MUL)}
+    log.LOG, reciprocal.RECIPROCAL, sqrt.SQRT, pow.POW, mul.MUL, abs.ABS, sign.SIGN,
+    floor.FLOOR, erf.ERF, gelu.GELU, clip.CLIP, hard_sigmoid.HARD_SIGMOID, softplus.SOFTPLUS,
+    silu.SILU)}
 
 
 def make_rule(op_type: str, attrs: Mapping[str, Any] | None = None) -> OpRule:

@@ -26,7 +26,7 @@ from bounds.relaxation import LinearRelaxation, OpRule
 
 Domain = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 Range = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-Slopes = Callable[[Curve, Tensor, Tensor], tuple[Tensor, Tensor]]
+Slopes = Callable[[Curve, Tensor, Tensor, float], tuple[Tensor, Tensor]]  # (curve, l64, u64, eps)
 
 
 def whole_line(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -53,6 +53,10 @@ def _interval(curve: Curve, domain: Domain) -> Callable[[Tensor, Tensor], tuple[
     return interval
 
 
+def _eps(like: Tensor) -> float:
+    return float(torch.finfo(like.dtype).eps)
+
+
 def _clamp(value: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     value = torch.where(torch.isnan(value), (lo + hi) / 2, value)
     return torch.minimum(torch.maximum(value, lo), hi)
@@ -74,7 +78,7 @@ def tangent_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor
     def relax(lower: Tensor, upper: Tensor, params: Tensor | None) -> LinearRelaxation:
         safe_lo, safe_up, valid = _safe(lower, upper, domain)
         if params is None:
-            a_lo, a_up = slopes(curve, safe_lo.double(), safe_up.double())
+            a_lo, a_up = slopes(curve, safe_lo.double(), safe_up.double(), _eps(lower))
         else:
             points = project(lower, upper, params.to(lower.dtype)).double()
             a_lo, a_up = curve.slope(points[0]), curve.slope(points[1])
@@ -83,7 +87,7 @@ def tangent_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor
     def init_params(lower: Tensor, upper: Tensor) -> Tensor:
         safe_lo, safe_up, _ = _safe(lower, upper, domain)
         l64, u64 = safe_lo.double(), safe_up.double()
-        a_lo, a_up = slopes(curve, l64, u64)
+        a_lo, a_up = slopes(curve, l64, u64, _eps(lower))
         points = torch.stack([tangent_points(curve, l64, u64, a_lo),
                               tangent_points(curve, l64, u64, a_up)]).to(lower.dtype)
         return project(lower, upper, points)
@@ -107,7 +111,7 @@ def slope_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor],
         return torch.stack([_clamp(params[i], lo, hi) for i in range(len(param_sides))])
 
     def relax(lower: Tensor, upper: Tensor, params: Tensor | None) -> LinearRelaxation:
-        a_lo, a_up = slopes(curve, lower.double(), upper.double())
+        a_lo, a_up = slopes(curve, lower.double(), upper.double(), _eps(lower))
         if params is not None:
             chosen = project(lower, upper, params.to(lower.dtype))
             for i, side in enumerate(param_sides):
@@ -118,7 +122,7 @@ def slope_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor],
         return sound_lines(curve, lower, upper, a_lo, a_up)
 
     def init_params(lower: Tensor, upper: Tensor) -> Tensor:
-        a_lo, a_up = slopes(curve, lower.double(), upper.double())
+        a_lo, a_up = slopes(curve, lower.double(), upper.double(), _eps(lower))
         chosen = [a_lo if side == "lower" else a_up for side in param_sides]
         return project(lower, upper, torch.stack(chosen).to(lower.dtype))
 

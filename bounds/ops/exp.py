@@ -25,7 +25,7 @@ def _lower_tangent_range(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
     return lower, torch.minimum(upper, lower + _CAP)
 
 
-def _slopes(curve: Curve, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+def _slopes(curve: Curve, lower: Tensor, upper: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     tangent_at = torch.minimum((lower + upper) / 2, lower + _CAP)
     return torch.exp(tangent_at), chord_slope(curve, lower, upper)
 

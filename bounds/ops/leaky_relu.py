@@ -36,7 +36,7 @@ def make_leaky_relu(attrs: Mapping[str, Any]) -> OpRule:
 
     curve = Curve(value=evaluate, slope=slope, stationary=_kink)
 
-    def slopes(curve: Curve, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    def slopes(curve: Curve, lower: Tensor, upper: Tensor, eps: float) -> tuple[Tensor, Tensor]:
         adaptive = torch.where(lower >= 0, 1.0, torch.where(
             upper <= 0, alpha, torch.where(upper > -lower, 1.0, alpha))).to(lower.dtype)
         chord = chord_slope(curve, lower, upper)

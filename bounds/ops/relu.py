@@ -16,7 +16,7 @@ def _kink(slope: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
 RELU_CURVE = Curve(value=torch.relu, slope=lambda x: (x > 0).to(x.dtype), stationary=_kink)
 
 
-def _slopes(curve: Curve, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+def _slopes(curve: Curve, lower: Tensor, upper: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     """Adaptive lower slope (1 if u > -l else 0), chord above."""
     lower_slope = torch.where(lower >= 0, 1.0, torch.where(upper <= 0, 0.0,
                                                            (upper > -lower).to(lower.dtype)))

