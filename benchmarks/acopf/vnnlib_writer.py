@@ -3,7 +3,8 @@
 Layout: declarations of ``X_0..`` and ``Y_0..``; with one input box, its bounds as top-level
 asserts, then a single clause as top-level output asserts or several as
 ``(assert (or (and ROW ...) ...))``; with several boxes, one ``(or ...)`` whose branches carry
-their own box and rows.  Infinite box ends are left out.  Numbers are written with ``repr``, the
+their own box and rows.  Every input must be bounded (VNN-COMP boxes are; the parser
+refuses an unbounded input), so infinite box ends are refused.  Numbers are written with ``repr``, the
 shortest text that reads back as the same float64, so a round trip is exact.
 
 A row ``coeffs @ y <= threshold`` must be one that VNN-LIB 1.0 can state: ``y_a <= t``
@@ -63,10 +64,10 @@ def _single_box(lower: np.ndarray, upper: np.ndarray, clauses: tuple[Clause, ...
 def _box_atoms(lower: np.ndarray, upper: np.ndarray) -> list[str]:
     atoms = []
     for i, (low, high) in enumerate(zip(lower.tolist(), upper.tolist())):
-        if np.isfinite(low):
-            atoms.append(f"(>= X_{i} {_number(low)})")
-        if np.isfinite(high):
-            atoms.append(f"(<= X_{i} {_number(high)})")
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"input X_{i} has the bounds [{low}, {high}]; VNN-LIB boxes must "
+                             f"be bounded")
+        atoms += [f"(>= X_{i} {_number(low)})", f"(<= X_{i} {_number(high)})"]
     return atoms
 
 
