@@ -29,7 +29,7 @@ from torch import Tensor
 
 from bounds.lines import Curve, chord_slope, clamp_into, extreme
 
-_ANCHOR_STEPS = 4
+_ANCHOR_STEPS = 3
 _EPS32 = float(torch.finfo(torch.float32).eps)
 
 
