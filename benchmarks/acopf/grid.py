@@ -41,7 +41,8 @@ class GridError(VerifierError):
 
 @dataclass(frozen=True, eq=False)   # numpy fields: compare explicitly, not with ==
 class Solution:
-    """A reference AC-OPF solution, in model order: pg, qg (G,); vm, va (N,); pf, pt, qf, qt (E,)."""
+    """A reference AC-OPF solution in model order: pg, qg (G,); vm, va (N,); pf, pt, qf, qt
+    (E,)."""
 
     pg: np.ndarray
     qg: np.ndarray
@@ -82,9 +83,11 @@ class Grid:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        for value in vars(self).values():
+        for name, value in vars(self).items():
             if isinstance(value, np.ndarray):
-                value.setflags(write=False)
+                frozen = np.array(value)          # a copy: the caller's array stays writable
+                frozen.setflags(write=False)
+                object.__setattr__(self, name, frozen)
 
     @property
     def num_buses(self) -> int:
@@ -257,7 +260,8 @@ def load_sample(name_or_path: str | os.PathLike,
     if text.endswith(".json") or os.sep in text:
         path = Path(text)
     else:
-        path = Path(data_dir if data_dir is not None else default_data_dir()) / f"{text}_sample.json"
+        folder = Path(data_dir if data_dir is not None else default_data_dir())
+        path = folder / f"{text}_sample.json"
     try:
         with open(path) as handle:
             sample = json.load(handle)

@@ -4,8 +4,8 @@ Layout: declarations of ``X_0..`` and ``Y_0..``; with one input box, its bounds 
 asserts, then a single clause as top-level output asserts or several as
 ``(assert (or (and ROW ...) ...))``; with several boxes, one ``(or ...)`` whose branches carry
 their own box and rows.  Every input must be bounded (VNN-COMP boxes are; the parser
-refuses an unbounded input), so infinite box ends are refused.  Numbers are written with ``repr``, the
-shortest text that reads back as the same float64, so a round trip is exact.
+refuses an unbounded input), so infinite box ends are refused.  Numbers are written with
+``repr``, the shortest text that reads back as the same float64, so a round trip is exact.
 
 A row ``coeffs @ y <= threshold`` must be one that VNN-LIB 1.0 can state: ``y_a <= t``
 (coefficient +1), ``y_a >= -t`` (coefficient -1) or ``y_a <= y_b`` (+1, -1 and t == 0).

@@ -86,7 +86,7 @@ def physics_residuals(grid: Grid, x: np.ndarray, y: np.ndarray) -> dict[str, np.
     parts = grid.split_output(y)
     length, buses = grid.num_loads, grid.num_buses
 
-    def to_bus(index: np.ndarray, values: np.ndarray) -> np.ndarray:   # (batch, items) -> (batch, N)
+    def to_bus(index: np.ndarray, values: np.ndarray) -> np.ndarray:   # (batch, k) -> (batch, N)
         out = np.zeros((values.shape[0], buses))
         np.add.at(out, (slice(None), index), values)
         return out
