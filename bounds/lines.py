@@ -25,6 +25,7 @@ the working dtype with ``nextafter``.  Non-finite results become "no information
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -52,6 +53,9 @@ class Curve:
     # For step functions (Sign, Floor) whose extremes are not attained at stationary points:
     # (lower, upper, slope, lowest) -> (a sound min/max of f(x) - slope*x, a point near it).
     custom_extreme: Callable[[Tensor, Tensor, Tensor, bool], tuple[Tensor, Tensor]] | None = None
+    # Absolute bound on how far f(p) - a p at a returned stationary point p can exceed the true
+    # extreme (nonzero only for roots found numerically; see ``bisection_slack``).
+    stationary_slack: float = 0.0
 
 
 def clamp_into(points: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
@@ -73,6 +77,8 @@ def extreme(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor,
     values = torch.nan_to_num(values, nan=float("-inf") if lowest else float("inf"),
                               posinf=float("inf"), neginf=float("-inf"))
     best, index = values.min(0) if lowest else values.max(0)
+    if curve.stationary_slack:
+        best = best - curve.stationary_slack if lowest else best + curve.stationary_slack
     return best, points.gather(0, index.unsqueeze(0)).squeeze(0)
 
 
@@ -172,14 +178,29 @@ def _slope_table(slope_fn: Callable[[Tensor], Tensor], piece: tuple[float, float
     return xs, values, increasing
 
 
+_BASE_STEPS = 16
+
+
+def _steps(piece: tuple[float, float]) -> int:
+    """Bisection steps for a piece: wide pieces get more, so every final bracket is below
+    ``5 / 2**32`` (about 1.2e-9)."""
+    return _BASE_STEPS + max(0, math.ceil(math.log2((piece[1] - piece[0]) / 5.0)))
+
+
+def bisection_slack(pieces: tuple[tuple[float, float], ...], curvature_bound: float) -> float:
+    """Bound on ``g(p) - g(p*)`` for ``g = f - a x`` when ``p`` is within the final bisection
+    bracket of the true stationary point ``p*``: ``max |f''| * width**2 / 2``."""
+    width = max((b - a) / _TABLE_SIZE / 2 ** _steps((a, b)) for a, b in pieces)
+    return curvature_bound * width * width / 2
+
+
 def roots_on_monotone_pieces(slope_fn: Callable[[Tensor], Tensor], target: Tensor,
-                             pieces: tuple[tuple[float, float], ...],
-                             steps: int = 16) -> tuple[Tensor, ...]:
+                             pieces: tuple[tuple[float, float], ...]) -> tuple[Tensor, ...]:
     """For each interval ``(a, b)`` on which ``slope_fn`` is monotone: a point where it equals
     ``target`` (an end of the interval if there is none).  float64.  A cached table of
-    ``slope_fn`` on the piece brackets the root within one grid cell, then ``steps`` vectorised
-    bisection steps shrink the bracket below ``width / 2**16 / 2**steps`` (about 1e-8 for the
-    pieces used): the residual error of the extreme value is of order ``f'' * 1e-16 / 2``.  Used
+    ``slope_fn`` on the piece brackets the root within one grid cell, then vectorised
+    bisection shrinks the bracket below about 1.2e-9; the curve declares the resulting error
+    of the extreme value as ``stationary_slack`` (``bisection_slack``), so it stays sound.  Used
     for stationary points without a closed form (Gelu, SiLU); the pieces must reach far enough
     that ``f`` is exactly linear beyond them."""
     roots = []
@@ -187,7 +208,7 @@ def roots_on_monotone_pieces(slope_fn: Callable[[Tensor], Tensor], target: Tenso
         xs, values, increasing = _slope_table(slope_fn, piece, str(target.device))
         index = torch.searchsorted(values, target.contiguous()).clamp(1, _TABLE_SIZE)
         lo, hi = xs[index - 1], xs[index]
-        for _ in range(steps):
+        for _ in range(_steps(piece)):
             mid = (lo + hi) / 2
             below = slope_fn(mid) < target      # the root lies beyond mid in table order
             lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, roots_on_monotone_pieces
+from bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
 from bounds.ops._curve_rule import tangent_rule
 from bounds.relaxation import OpRule
 
@@ -34,7 +34,8 @@ def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
     return roots_on_monotone_pieces(_slope, a, _PIECES)
 
 
-GELU_CURVE = Curve(value=gelu, slope=_slope, stationary=_stationary)
+GELU_CURVE = Curve(value=gelu, slope=_slope, stationary=_stationary,
+                   stationary_slack=bisection_slack(_PIECES, 0.8))  # max |f''| <= 0.8
 
 
 def make_gelu(attrs: Mapping[str, Any]) -> OpRule:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, roots_on_monotone_pieces
+from bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
 from bounds.ops._curve_rule import tangent_rule
 
 _C = 2.399357280515467
@@ -28,5 +28,6 @@ def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
     return roots_on_monotone_pieces(_slope, a, _PIECES)
 
 
-SILU_CURVE = Curve(value=silu, slope=_slope, stationary=_stationary)
+SILU_CURVE = Curve(value=silu, slope=_slope, stationary=_stationary,
+                   stationary_slack=bisection_slack(_PIECES, 0.5))  # max |f''| <= 0.5
 SILU = tangent_rule("SiLU", SILU_CURVE, silu)

@@ -98,7 +98,8 @@ def assert_below(slope: Tensor, bias: Tensor, x: Tensor, y: Tensor, rtol: float 
                  what: str = "") -> None:
     """``slope*x + bias <= y`` elementwise, evaluated in float64, up to ``rtol`` times the
     magnitudes involved (a few thousand float64 ulps: far below float32's own rounding)."""
-    slope, bias, x, y = slope.double(), bias.double(), x.double(), y.double()
+    slope, bias, x, y = torch.broadcast_tensors(slope.double(), bias.double(), x.double(),
+                                                y.double())
     term = torch.where(slope == 0, torch.zeros_like(x), slope * x)
     lhs = term + bias
     scale = _finite(term).abs() + _finite(bias).abs() + _finite(y).abs()
