@@ -97,7 +97,15 @@ def outward_bias(best: Tensor, reach: Tensor, lowest: bool, dtype: torch.dtype) 
     ``8 eps64 (reach + |best|)`` (``reach`` bounds the magnitude of the linear part on the box)
     and rounded outward to ``dtype``."""
     margin = torch.nan_to_num(8 * _EPS64 * (reach + best.abs()), nan=0.0, posinf=0.0)
+    margin = margin + _absolute_floor(dtype)
     return round_outward(best - margin if lowest else best + margin, dtype, down=lowest)
+
+
+def _absolute_floor(dtype: torch.dtype) -> float:
+    """float64 arithmetic loses relative precision among subnormals (below ~1e-292); in a float64
+    working dtype that absolute error must be covered too.  For narrower dtypes it is far below
+    their own resolution and rounding outward covers it."""
+    return 1e-280 if dtype == torch.float64 else 0.0
 
 
 def _bias(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor, lowest: bool,
@@ -148,8 +156,9 @@ def sound_interval(curve: Curve, lower: Tensor, upper: Tensor) -> tuple[Tensor, 
     hi, _ = extreme(curve, l64, u64, zero, lowest=False)
     lo = torch.nan_to_num(lo, nan=float("-inf"))
     hi = torch.nan_to_num(hi, nan=float("inf"))
-    lo = lo - 8 * _EPS64 * torch.nan_to_num(lo.abs(), posinf=0.0)
-    hi = hi + 8 * _EPS64 * torch.nan_to_num(hi.abs(), posinf=0.0)
+    floor = _absolute_floor(dtype)
+    lo = lo - 8 * _EPS64 * torch.nan_to_num(lo.abs(), posinf=0.0) - floor
+    hi = hi + 8 * _EPS64 * torch.nan_to_num(hi.abs(), posinf=0.0) + floor
     return round_outward(lo, dtype, down=True), round_outward(hi, dtype, down=False)
 
 

@@ -343,3 +343,20 @@ def test_relaxations_work_on_any_shape_and_float64():
             params = rule.init_params(lo, up)
             assert params.shape == (rule.num_params, 2, 3, 4)
             rule.relax(lo, up, params)
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES.values() if r.num_inputs == 1],
+                         ids=lambda r: r.op_type)
+def test_relaxation_is_sound_in_float64(rule):
+    """1024 boxes x 32 points, default and random parameters, with float64 bounds."""
+    lower, upper = random_boxes(1024, seed=12, positive=rule.input_range[0] >= 0)
+    x = sample_in_box(lower, upper, 32).double()
+    y = rule.evaluate(x)
+    chosen = [None]
+    if rule.num_params:
+        chosen.append(_random_params(rule, lower, upper, seed=13).double())
+    for params in chosen:
+        rel = rule.relax(lower.double(), upper.double(), params)
+        assert rel.lower_bias.dtype == torch.float64
+        assert_below(rel.lower_slope[:, None], rel.lower_bias[:, None], x, y, what="f64 lower")
+        assert_below(-rel.upper_slope[:, None], -rel.upper_bias[:, None], x, -y, what="f64 upper")
