@@ -128,12 +128,23 @@ def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
     return (new_lo.reshape(batch, *shape), new_up.reshape(batch, *shape)), linear
 
 
-def _override(interm: Mapping[str, Pair] | None, name: str, pair: Pair) -> Pair:
-    if interm and name in interm:
-        o_lo, o_up = interm[name]
-        return intersect(pair, (o_lo.to(pair[0]).reshape(pair[0].shape),
-                                o_up.to(pair[1]).reshape(pair[1].shape)))
-    return pair
+def _override(interm: Mapping[str, Pair] | None, name: str, pair: Pair) -> tuple[Pair, Tensor | None]:
+    """Intersect with a caller-supplied interval.  Returns the interval and, where an override
+    was applied, which domains it proves empty (crossing by more than float rounding)."""
+    if not interm or name not in interm:
+        return pair, None
+    o_lo, o_up = interm[name]
+    o_lo, o_up = o_lo.to(pair[0]).reshape(pair[0].shape), o_up.to(pair[1]).reshape(pair[1].shape)
+    lo, up = intersect(pair, (o_lo, o_up))
+    slack = 1e-5 * (1 + lo.abs() + up.abs())
+    empty = (lo > up + slack).flatten(1).any(dim=1)
+    return (lo, up), empty
+
+
+def _uncross(pair: Pair) -> Pair:
+    """Rounding can leave CROWN's lower a hair above IBP's upper on degenerate boxes: keep both."""
+    lo, up = pair
+    return torch.minimum(lo, up), torch.maximum(lo, up)
 
 
 @dataclass(frozen=True)
@@ -145,14 +156,16 @@ class _Request:
     deadline: float
 
 
-def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict[str, LinearBounds]]:
+def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict[str, LinearBounds], Tensor]:
     """Intervals of every perturbed tensor, in topological order (algorithms.md 1.4)."""
     g = plan.graph
     consts = prepared_constants(g, box.lower.dtype, box.lower.device)
     state = BoundState(plan, consts)
     batch = box.lower.shape[0]
     x = (box.lower.reshape(batch, *g.input_shape), box.upper.reshape(batch, *g.input_shape))
-    state.bounds[g.input_name] = _override(req.interm, g.input_name, x)
+    empty = torch.zeros(batch, dtype=torch.bool, device=box.lower.device)
+    state.bounds[g.input_name], e = _override(req.interm, g.input_name, x)
+    empty = empty if e is None else empty | e
     linear: dict[str, LinearBounds] = {}
     for node in g.nodes:
         aux = None
@@ -161,23 +174,16 @@ def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict
             state.aux[node.name] = aux
         outs = node_interval(plan, node, state.bounds, consts, aux)
         for name, pair in zip(node.outputs, outs):
-            pair = _override(req.interm, name, pair)
             fixed = not req.refresh and req.interm is not None and name in req.interm
             if (req.method != "ibp" and name in plan.tight and name not in plan.ibp_exact
                     and not fixed and time.monotonic() < req.deadline):
                 pair, lin = _crown_rows(state, name, pair, box, req.keep_linear)
                 if lin is not None:
                     linear[name] = lin
-            state.bounds[name] = pair
-    return state, linear
-
-
-def _empty_domains(bounds: Mapping[str, Pair]) -> Tensor:
-    empty = None
-    for lo, up in bounds.values():
-        e = (lo > up).flatten(1).any(dim=1)
-        empty = e if empty is None else empty | e
-    return empty
+            pair, e = _override(req.interm, name, pair)
+            empty = empty if e is None else empty | e
+            state.bounds[name] = _uncross(pair)
+    return state, linear, empty
 
 
 def _interval_spec(coeffs: Tensor, lo: Tensor, up: Tensor) -> Tensor:
@@ -212,7 +218,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
         coeffs = coeffs.unsqueeze(0).expand(batch, *coeffs.shape)
     req = _Request(method, interm, refresh, keep_linear, deadline)
     with torch.no_grad():
-        bstate, linear = _intermediate(plan, box, req)
+        bstate, linear, empty = _intermediate(plan, box, req)
         out = bstate.bounds[plan.graph.output_name]
         best = _interval_spec(coeffs, *out)
         if method != "ibp":
@@ -224,7 +230,6 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     if method == "alpha" and options.alpha_iterations > 0:
         best, params = optimise(bstate, coeffs, box, best, options,
                                 _Targets(thresholds, groups, deadline, state))
-    empty = _empty_domains(bstate.bounds)
     best = torch.where(empty.unsqueeze(1), float("inf"), best)
     return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method)
 
