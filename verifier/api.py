@@ -83,31 +83,60 @@ def verify(model: Any, spec: Any, *, timeout: float | None = None, device: str |
 
 
 def _decide(run: _Run):
-    """Attack first (cheap, settles most ``sat`` instances); later stages prove ``unsat``."""
-    cex = _falsify(run)
+    """Attack first (cheap, settles most ``sat`` instances), then try to prove with bound
+    propagation; with time left, go on attacking from fresh restarts until the deadline."""
+    falsifier = _make_falsifier(run)
+    first_deadline = min(run.deadline, time.monotonic()
+                         + run.options.attack.first_share * run.options.timeout_s)
+    cex = _falsify(run, falsifier, rounds=run.options.attack.rounds, deadline=first_deadline)
     if cex is not None:
         return Status.FALSIFIED, cex, "counterexample found by the attack, confirmed by onnxruntime"
+    if time.monotonic() < run.deadline:
+        verdict = _prove(run)
+        if verdict is not None:
+            return verdict
+    if time.monotonic() < run.deadline:
+        cex = _falsify(run, falsifier, rounds=None, deadline=run.deadline)
+        if cex is not None:
+            return (Status.FALSIFIED, cex,
+                    "counterexample found by the extended attack, confirmed by onnxruntime")
     if time.monotonic() >= run.deadline:
         return Status.TIMEOUT, None, "time budget spent"
-    return Status.UNKNOWN, None, "no counterexample found and no proof stage could decide"
+    return Status.UNKNOWN, None, "no counterexample found and the bounds could not prove it"
 
 
-def _falsify(run: _Run, rounds: int | None = None):
-    import torch
+def _prove(run: _Run):
+    """Bound propagation on every disjunct; ``VERIFIED`` only if every clause is refuted."""
+    from bounds.engine import prove
 
+    with timed(run.stats, "bounds"):
+        outcome = prove(run.graph, run.prop, run.options, run.deadline)
+    run.stats.extra["bound_method"] = outcome.method
+    if outcome.verified:
+        return Status.VERIFIED, None, f"proved by {outcome.method} bound propagation"
+    return None
+
+
+def _make_falsifier(run: _Run):
     from verifier.attack import Falsifier
 
-    with timed(run.stats, "attack"), torch.no_grad():
-        falsifier = Falsifier(run.graph, run.prop, run.options.attack, run.options.device,
-                              _torch_dtype(run.options.dtype))
+    with timed(run.stats, "attack"):
+        return Falsifier(run.graph, run.prop, run.options.attack, run.options.device,
+                         _torch_dtype(run.options.dtype))
+
+
+def _falsify(run: _Run, falsifier, rounds: int | None, deadline: float):
+    """Run attack rounds (``None``: until the deadline), re-checking each candidate."""
     rejected = 0
-    while time.monotonic() < run.deadline:
+    while time.monotonic() < deadline:
         with timed(run.stats, "attack"):
-            candidate = falsifier.run(run.deadline, rounds)
+            candidate = falsifier.run(deadline, rounds if rounds is not None else 1_000_000)
         run.stats.attack_restarts = falsifier.restarts_done
         run.stats.attack_steps = falsifier.steps_done
-        if candidate is None:
+        if candidate is None and rounds is not None:
             return None
+        if candidate is None:
+            continue
         with timed(run.stats, "confirm"):
             cex = _confirm(run, candidate.x)
         if cex is not None:

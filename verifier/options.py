@@ -15,6 +15,7 @@ class AttackOptions:
     steps: int = 50             # PGD steps per round
     rounds: int = 4             # PGD rounds with fresh restarts (stop early on success)
     tolerance: float = 1e-4     # aim this far past each threshold so onnxruntime agrees
+    first_share: float = 0.1    # share of the timeout the first attack may use before bounds
     seed: int = 0
 
     def __post_init__(self) -> None:
