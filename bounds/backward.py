@@ -99,19 +99,43 @@ def _unary_step(coeffs: Tensor, rel) -> tuple[Tensor, Tensor]:
 def _product_step(plan: Plan, node: Node, coeffs: Tensor, rel) -> tuple[dict[str, Tensor], Tensor]:
     shapes = plan.graph.shapes
     x, y = node.inputs
-    if plan.kinds[node.name] == MATMUL:
-        coeffs = coeffs.unsqueeze(-2)             # (batch, rows, ..., M, 1, N)
     pos, neg = coeffs.clamp(min=0), coeffs.clamp(max=0)
-    cx = pos * _per_row(rel.lower_x, pos) + neg * _per_row(rel.upper_x, pos)
-    cy = pos * _per_row(rel.lower_y, pos) + neg * _per_row(rel.upper_y, pos)
-    bias = _bias(pos.expand_as(cx), _per_row(rel.lower_bias, pos), neg.expand_as(cx),
-                 _per_row(rel.upper_bias, pos))
     if plan.kinds[node.name] == MATMUL:
-        cx, cy = cx.sum(dim=-1), cy.sum(dim=-3)
+        cx, cy, bias = _matmul_planes(pos, neg, rel)
+    else:
+        cx = pos * _per_row(rel.lower_x, pos) + neg * _per_row(rel.upper_x, pos)
+        cy = pos * _per_row(rel.lower_y, pos) + neg * _per_row(rel.upper_y, pos)
+        bias = _bias(pos, _per_row(rel.lower_bias, pos), neg, _per_row(rel.upper_bias, pos))
     result = {x: unbroadcast(cx, shapes[x])}
     part = unbroadcast(cy, shapes[y])
     result[y] = result[y] + part if y in result else part
     return result, bias
+
+
+def _matmul_planes(pos: Tensor, neg: Tensor, rel) -> tuple[Tensor, Tensor, Tensor]:
+    """Sum the planes of every product ``x_mk * y_kn`` (``(batch[, rows], ..., M, K, N)``)
+    against ``(batch, rows, ..., M, N)`` coefficients without forming the 5-d products."""
+    batch, rows = pos.shape[:2]
+    m, n = pos.shape[-2:]
+    k = rel.lower_x.shape[-2]
+    lead = pos.shape[2:-2]
+    per_row = rel.lower_x.dim() == pos.dim() + 1
+    p, q = pos.reshape(batch, rows, -1, m, n), neg.reshape(batch, rows, -1, m, n)
+
+    def flat(t: Tensor) -> Tensor:
+        t = t.expand(*t.shape[:t.dim() - 3 - len(lead)], *lead, m, k, n)
+        return t.reshape(batch, rows, -1, m, k, n) if per_row else t.reshape(batch, -1, m, k, n)
+
+    plane = "brlmkn" if per_row else "blmkn"
+    cx = (torch.einsum(f"brlmn,{plane}->brlmk", p, flat(rel.lower_x))
+          + torch.einsum(f"brlmn,{plane}->brlmk", q, flat(rel.upper_x)))
+    cy = (torch.einsum(f"brlmn,{plane}->brlkn", p, flat(rel.lower_y))
+          + torch.einsum(f"brlmn,{plane}->brlkn", q, flat(rel.upper_y)))
+    lo_b, up_b = flat(rel.lower_bias).sum(dim=-2), flat(rel.upper_bias).sum(dim=-2)
+    if not per_row:
+        lo_b, up_b = lo_b.unsqueeze(1), up_b.unsqueeze(1)
+    bias = _bias(p, lo_b, q, up_b)
+    return (cx.reshape(batch, rows, *lead, m, k), cy.reshape(batch, rows, *lead, k, n), bias)
 
 
 def _offsets(state: BoundState, node: Node, like: Tensor) -> list:
