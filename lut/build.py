@@ -10,8 +10,8 @@ in closed form for affine gaps.  The loss of a child depends only on the child b
 candidate lies on a grid, so the loss of every child box is computed once and the search is a
 min over sums of two table entries ("dynamic programming"):
 
-* grid of variable 0: ``R_l + k*step`` (``R = [-5, 5]``; ``[1e-3, 5]`` for positive-domain
-  ops), ``n`` values; boxes are all grid pairs ``i < k``;
+* grid of variable 0: ``R_l + k*step`` (``R = [-5, 5]``; ``[0, 5]`` for Sqrt, ``[1e-3, 5]``
+  for Log and Reciprocal), ``n`` values; boxes are all grid pairs ``i < k``;
 * candidates: every point of the ``refine``-times finer grid strictly inside the box, so wide
   boxes get up to ``refine * (n - 1) - 1`` candidates (1999 at the defaults, the reference uses
   1000) and the midpoint is always one of them (``refine`` is even);
@@ -75,24 +75,27 @@ def parse_part(part: str) -> tuple[OpRule, int | None]:
     return make_rule(part), None
 
 
-def _positive_only(part: str, rule: OpRule) -> bool:
-    if part in ("Log", "Reciprocal", "Sqrt"):
-        return True
-    if part.startswith("Pow"):
-        e = float(part[3:]) if part != "Pow" else 2.0
-        return e != round(e) or e < 0
-    return rule.input_range[0] >= 0
+def _grid_start(part: str, rule: OpRule) -> float:
+    """Where variable 0's grid starts for one consumer: ``RANGE[0]``; 0 for ops defined on
+    ``x >= 0`` (Sqrt, non-integer powers); ``POSITIVE_LOWER`` for ops with a pole or ``-inf``
+    at 0 (Log, Reciprocal, negative powers)."""
+    exponent = float(part[3:]) if part.startswith("Pow") and part != "Pow" else None
+    if part in ("Log", "Reciprocal") or (exponent is not None and exponent < 0):
+        return POSITIVE_LOWER
+    if part == "Sqrt" or (exponent is not None and exponent != round(exponent)):
+        return 0.0
+    return max(RANGE[0], rule.input_range[0])
 
 
 def default_grid(key: str, step: float = STEP_1D, step_2d: float = STEP_2D,
                  refine: int = REFINE) -> Grid:
-    """The grid of a key: variable 0 over ``RANGE`` (from ``POSITIVE_LOWER`` for ops defined on
-    positive inputs only), a Mul's other factor over ``RANGE``."""
+    """The grid of a key: variable 0 over ``RANGE`` (from 0 or ``POSITIVE_LOWER`` for ops
+    defined on ``x >= 0`` or ``x > 0``, see ``_grid_start``), a Mul's other factor over
+    ``RANGE``."""
     if refine < 2 or refine % 2:
         raise ValueError(f"refine must be even and >= 2 (the midpoint is a candidate), got {refine}")
     parts = canonical_key(key).split("+")
-    positive = any(_positive_only(p, parse_part(p)[0]) for p in parts)
-    lower = POSITIVE_LOWER if positive else RANGE[0]
+    lower = max(_grid_start(p, parse_part(p)[0]) for p in parts)
     step0 = step if key_dimension(key) == 1 else step_2d
     n0 = int(math.floor((RANGE[1] - lower) / step0 + 1e-9)) + 1
     if key_dimension(key) == 1:
