@@ -92,7 +92,7 @@ def _decide(run: _Run):
     if cex is not None:
         return Status.FALSIFIED, cex, "counterexample found by the attack, confirmed by onnxruntime"
     if time.monotonic() < run.deadline:
-        verdict = _prove(run)
+        verdict = _prove_and_branch(run)
         if verdict is not None:
             return verdict
     if time.monotonic() < run.deadline:
@@ -105,8 +105,9 @@ def _decide(run: _Run):
     return Status.UNKNOWN, None, "no counterexample found and the bounds could not prove it"
 
 
-def _prove(run: _Run):
-    """Bound propagation on every disjunct; ``VERIFIED`` only if every clause is refuted."""
+def _prove_and_branch(run: _Run):
+    """Bound propagation on every disjunct, then branch-and-bound on those it left open.
+    ``VERIFIED`` only if every clause of every disjunct is refuted."""
     from bounds.engine import prove
 
     with timed(run.stats, "bounds"):
@@ -114,7 +115,39 @@ def _prove(run: _Run):
     run.stats.extra["bound_method"] = outcome.method
     if outcome.verified:
         return Status.VERIFIED, None, f"proved by {outcome.method} bound propagation"
-    return None
+    if not run.options.branching.enabled:
+        return None
+    open_disjuncts = [i for i, row in enumerate(outcome.refuted) if not all(row)]
+    with timed(run.stats, "bab"):
+        return _branch(run, open_disjuncts)
+
+
+def _branch(run: _Run, open_disjuncts: list[int]):
+    from branching.bab import BabStatus, input_split_bab
+
+    for i in open_disjuncts:
+        disjunct = run.prop.disjuncts[i]
+        free = int((disjunct.upper > disjunct.lower).sum())
+        if not _use_input_split(run.options.branching, free):
+            return None
+        outcome = input_split_bab(
+            run.graph, disjunct, lambda x: _confirm(run, x), options=run.options.branching,
+            bound_options=run.options.bounds, attack=run.options.attack, deadline=run.deadline,
+            stats=run.stats, dtype=_torch_dtype(run.options.dtype), device=run.options.device)
+        logger.info("disjunct %d: %s (%s)", i, outcome.status.value, outcome.reason)
+        if outcome.status is BabStatus.FALSIFIED:
+            return Status.FALSIFIED, outcome.counterexample, "counterexample found in branch-and-bound"
+        if outcome.status is BabStatus.TIMEOUT:
+            return Status.TIMEOUT, None, f"branch-and-bound ran out of time ({outcome.reason})"
+        if outcome.status is BabStatus.UNKNOWN:
+            return None
+    return Status.VERIFIED, None, "proved by branch-and-bound (input splitting)"
+
+
+def _use_input_split(options, free_dims: int) -> bool:
+    if options.split == "input":
+        return True
+    return options.split == "auto" and free_dims <= options.input_split_max_dim
 
 
 def _make_falsifier(run: _Run):

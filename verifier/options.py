@@ -13,9 +13,9 @@ class AttackOptions:
     samples: int = 256          # uniform random points per disjunct before PGD
     restarts: int = 16          # PGD starting points per clause, besides the box centre
     steps: int = 50             # PGD steps per round
-    rounds: int = 4             # PGD rounds with fresh restarts (stop early on success)
+    rounds: int = 1             # PGD rounds of the first attack (more run later if time is left)
     tolerance: float = 1e-4     # aim this far past each threshold so onnxruntime agrees
-    first_share: float = 0.1    # share of the timeout the first attack may use before bounds
+    first_share: float = 0.03   # share of the timeout the first attack may use before bounds
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -32,12 +32,34 @@ class BoundOptions:
 
 
 @dataclass(frozen=True)
+class BranchingOptions:
+    """Branch-and-bound after the first bound propagation (algorithms.md 4-6)."""
+
+    enabled: bool = True
+    split: Literal["auto", "input", "all", "relu-only"] = "auto"   # auto: input split for
+    input_split_max_dim: int = 16        # inputs with at most this many free dimensions
+    heuristic: Literal["bbps", "babsr"] = "bbps"
+    branch_points: Literal["lut", "midpoint"] = "lut"
+    batch_size: int = 128                # domains split per round (children: twice as many)
+    method: Literal["crown", "alpha"] = "alpha"   # bound of the children
+    alpha_iterations: int = 5            # per round, warm-started from the parent
+    max_domains: int = 500_000           # pool size at which we give up (``unknown``)
+    attack_every: int = 4                # PGD inside the worst domains every N rounds
+    progress_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_domains < 1:
+            raise ValueError("BranchingOptions.batch_size and max_domains must be >= 1")
+
+
+@dataclass(frozen=True)
 class VerifyOptions:
     timeout_s: float = 300.0
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
     attack: AttackOptions = field(default_factory=AttackOptions)
     bounds: BoundOptions = field(default_factory=BoundOptions)
+    branching: BranchingOptions = field(default_factory=BranchingOptions)
     check_with_onnxruntime: bool = True   # never turn off in competition mode
 
     def __post_init__(self) -> None:

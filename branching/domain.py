@@ -1,0 +1,87 @@
+"""Sub-domains of one disjunct, batched along a leading axis, and the pool they wait in.
+
+A sub-domain is an input box plus, for activation splits, tightened intervals of chosen
+tensors.  Its *clause margins* are the best proved ``max_row(lower - threshold)`` per clause;
+a clause with margin > 0 is refuted on the domain, and the domain is verified once every clause
+is.  Margins only ever grow from parent to child: the parent's proof covers the child's box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+import torch
+from torch import Tensor
+
+Pair = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class Domains:
+    """lower, upper: (B, n) input boxes; margins: (B, K) per clause; depth: (B,) splits so far;
+    interm: tensor name -> (lower, upper) of shape (B, *shape), intervals narrowed by splits."""
+
+    lower: Tensor
+    upper: Tensor
+    margins: Tensor
+    depth: Tensor
+    interm: Mapping[str, Pair] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.lower.shape[0]
+
+    @property
+    def worst(self) -> Tensor:
+        """(B,) the margin of the least-proved clause: the domain is verified iff > 0."""
+        return self.margins.min(dim=1).values
+
+    def select(self, index: Tensor) -> "Domains":
+        return Domains(self.lower[index], self.upper[index], self.margins[index],
+                       self.depth[index],
+                       {k: (lo[index], up[index]) for k, (lo, up) in self.interm.items()})
+
+    def with_margins(self, margins: Tensor) -> "Domains":
+        return replace(self, margins=margins)
+
+    @staticmethod
+    def cat(parts: list["Domains"]) -> "Domains":
+        parts = [p for p in parts if len(p)]
+        keys = set().union(*(p.interm.keys() for p in parts)) if parts else set()
+        if any(set(p.interm) != keys for p in parts):
+            raise ValueError("domains to concatenate must narrow the same tensors")
+        return Domains(torch.cat([p.lower for p in parts]), torch.cat([p.upper for p in parts]),
+                       torch.cat([p.margins for p in parts]), torch.cat([p.depth for p in parts]),
+                       {k: (torch.cat([p.interm[k][0] for p in parts]),
+                            torch.cat([p.interm[k][1] for p in parts])) for k in keys})
+
+
+class Pool:
+    """Unverified domains; ``pop`` takes the ``count`` least-proved ones (best-first), which
+    makes the reported worst margin the instance's true worst and finds counterexamples early."""
+
+    def __init__(self, domains: Domains):
+        self._domains = domains
+
+    def __len__(self) -> int:
+        return len(self._domains)
+
+    def worst_margin(self) -> float:
+        return float(self._domains.worst.min()) if len(self) else float("inf")
+
+    def push(self, domains: Domains) -> None:
+        if len(domains):
+            self._domains = Domains.cat([self._domains, domains]) if len(self) else domains
+
+    def pop(self, count: int) -> Domains:
+        if count >= len(self):
+            taken, self._domains = self._domains, self._domains.select(
+                torch.zeros(0, dtype=torch.long, device=self._domains.lower.device))
+            return taken
+        order = torch.argsort(self._domains.worst)
+        taken = self._domains.select(order[:count])
+        self._domains = self._domains.select(order[count:])
+        return taken
+
+    def peek(self, count: int) -> Domains:
+        order = torch.argsort(self._domains.worst)[:count]
+        return self._domains.select(order)

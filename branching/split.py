@@ -1,0 +1,56 @@
+"""Making children: input bisection, and narrowing one neuron's interval at a split point."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from branching.domain import Domains
+
+
+@dataclass(frozen=True)
+class SplitDecision:
+    """Per domain: split ``tensor`` element ``index`` (flat) at ``split_at``; batched (B,)."""
+
+    tensor: str
+    index: Tensor
+    split_at: Tensor
+
+
+def split_inputs(domains: Domains, dims: Tensor) -> Domains:
+    """Bisect each domain's box along ``dims`` (B,): children ``[left..., right...]``."""
+    rows = torch.arange(len(domains), device=dims.device)
+    mid = (domains.lower[rows, dims] + domains.upper[rows, dims]) / 2
+    left_upper = domains.upper.clone()
+    left_upper[rows, dims] = mid
+    right_lower = domains.lower.clone()
+    right_lower[rows, dims] = mid
+    left = Domains(domains.lower, left_upper, domains.margins, domains.depth + 1,
+                   dict(domains.interm))
+    right = Domains(right_lower, domains.upper, domains.margins, domains.depth + 1,
+                    dict(domains.interm))
+    return Domains.cat([left, right])
+
+
+def split_neurons(domains: Domains, decisions: list[SplitDecision],
+                  bounds: dict[str, tuple[Tensor, Tensor]]) -> Domains:
+    """Children ``[left..., right...]`` where the chosen neuron's interval becomes
+    ``[l, p]`` (left) and ``[p, u]`` (right).  ``decisions`` partition the batch by tensor
+    (entries for other domains carry index -1); ``bounds`` are the parents' intervals of every
+    splittable tensor, which children inherit as their narrowed intervals."""
+    left_interm, right_interm = {}, {}
+    for name, (lo, up) in bounds.items():
+        left_interm[name] = (lo.clone(), up.clone())
+        right_interm[name] = (lo.clone(), up.clone())
+    rows = torch.arange(len(domains), device=domains.lower.device)
+    for d in decisions:
+        chosen = d.index >= 0
+        r, i, p = rows[chosen], d.index[chosen], d.split_at[chosen]
+        batch = len(domains)
+        left_interm[d.tensor][1].view(batch, -1)[r, i] = p
+        right_interm[d.tensor][0].view(batch, -1)[r, i] = p
+    left = Domains(domains.lower, domains.upper, domains.margins, domains.depth + 1, left_interm)
+    right = Domains(domains.lower, domains.upper, domains.margins, domains.depth + 1,
+                    right_interm)
+    return Domains.cat([left, right])
