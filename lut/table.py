@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MANIFEST_NAME = "manifest.json"
 INSIDE_FRACTION = 1e-4     # looked-up points stay this fraction of the width inside the box
-_INDEX_TOLERANCE = 1e-6    # in grid steps: bounds within this of a grid value count as on it
+_INDEX_TOLERANCE = 1e-3    # in grid steps: bounds this close to a grid value (float32) are on it
 
 # Consumers split elsewhere (ReLU-like kinks at 0): no table.
 KINK_OPS = frozenset({"Relu", "LeakyRelu", "Abs"})

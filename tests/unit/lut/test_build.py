@@ -203,8 +203,8 @@ def test_shipped_tables_improve_on_the_midpoint(points):
     report = {}
     fresh = _fresh_keys(points)
     for key in fresh:
-        on_grid = _loss_ratios(points, key, generator, 400, on_grid=True)
-        off_grid = _loss_ratios(points, key, generator, 400, on_grid=False)
+        on_grid = _loss_ratios(points, key, generator, 250, on_grid=True)
+        off_grid = _loss_ratios(points, key, generator, 250, on_grid=False)
         report[key] = (float(on_grid.mean()), float(off_grid.mean()))
         assert float(on_grid.max()) <= 1 + 1e-8, key            # never worse on grid boxes
         assert float(off_grid.mean()) <= 1 + 1e-6, key

@@ -137,8 +137,20 @@ def test_off_grid_and_out_of_range_boxes_split_at_the_midpoint(points):
     split = points.lookup("Tanh", lower, upper)
     assert torch.equal(split[:3], (lower[:3] + upper[:3]) / 2)
     assert -4.0 < float(split[3]) < -3.995
+    huge = points.lookup("Sigmoid", torch.tensor([-3e38, -3e38]), torch.tensor([3e38, 0.0]))
+    assert torch.equal(huge, torch.tensor([0.0, -1.5e38]))
     # Reciprocal's grid starts at 1e-3: a box reaching 0 gets the midpoint.
     assert float(points.lookup("Reciprocal", torch.tensor(0.0), torch.tensor(2.0))) == 1.0
+
+
+def test_float32_grid_values_find_their_grid_box(points):
+    table = points.table("Tanh")
+    i, k = np.array([1, 250, 731]), np.array([999, 400, 733])
+    lo, step = table.grid.lower[0], table.grid.step[0]
+    lower64, upper64 = torch.tensor(lo + i * step), torch.tensor(lo + k * step)
+    split64 = points.lookup("Tanh", lower64, upper64)
+    split32 = points.lookup("Tanh", lower64.float(), upper64.float())
+    assert torch.allclose(split32.double(), split64, rtol=0, atol=1e-6)
 
 
 def test_missing_signature_warns_once_and_splits_at_the_midpoint(points, caplog):
