@@ -30,6 +30,7 @@ host sync (``amax``) per call; everything else is branch-free elementwise arithm
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -113,3 +114,37 @@ def clamp_param(value: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     if bool(torch.isnan(clamped.sum())):
         clamped = torch.where(torch.isnan(value), (lo + hi) / 2, clamped)
     return clamped
+
+
+def needs_bound_grad(*tensors: Tensor) -> bool:
+    """True when autograd must differentiate through the bounds themselves.  The fast code
+    works in place on fresh buffers; rules then use their exact (differentiable) reference
+    construction instead.  Gradients with respect to *parameters* are handled by each rule."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+CHUNK = 32768
+
+
+def chunked(fn: Callable[..., tuple[Tensor, ...]], inputs: list[Tensor],
+            num_outputs: int) -> tuple[Tensor, ...]:
+    """``fn(*inputs)`` (elementwise, returning ``num_outputs`` tensors of the broadcast shape),
+    evaluated on CPU in slices of ``CHUNK`` elements written into preallocated outputs.
+
+    The fast formulas make a few dozen temporaries; at full size each one is fresh memory from
+    the OS (page faults cost more than the arithmetic: ~0.5-1 ms per MB on a loaded machine),
+    while slices of 128 KB keep the temporaries in the allocator's heap and in cache.  On
+    other devices (caching allocators) ``fn`` runs once on the whole tensors."""
+    shape = torch.broadcast_shapes(*(t.shape for t in inputs))
+    numel = math.prod(shape)
+    if inputs[0].device.type != "cpu" or numel <= 2 * CHUNK:
+        return tuple(fn(*(t.expand(shape) for t in inputs)))
+    flat = [t.expand(shape).reshape(-1) for t in inputs]
+    like = flat[0]
+    outs = [torch.empty(numel, dtype=like.dtype, device=like.device) for _ in range(num_outputs)]
+    for start in range(0, numel, CHUNK):
+        stop = min(start + CHUNK, numel)
+        results = fn(*(f[start:stop] for f in flat))
+        for out, result in zip(outs, results):
+            out[start:stop].copy_(result)
+    return tuple(out.view(shape) for out in outs)

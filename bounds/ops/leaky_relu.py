@@ -23,7 +23,9 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from bounds.ops._closed_form import clamp_param, eps_of
+from bounds.lines import Curve, chord_slope
+from bounds.ops._closed_form import clamp_param, eps_of, needs_bound_grad
+from bounds.ops._curve_rule import slope_rule
 from bounds.relaxation import LinearRelaxation, OpRule
 
 
@@ -40,6 +42,37 @@ def _rounded(alpha: float, dtype: torch.dtype) -> tuple[float, float]:
     down = near if near.double() <= exact else torch.nextafter(near, near.new_tensor(-math.inf))
     up = near if near.double() >= exact else torch.nextafter(near, near.new_tensor(math.inf))
     return float(down), float(up)
+
+
+def _kink(slope: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
+    return (torch.zeros_like(lower),)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(op_type: str, alpha: float) -> OpRule:
+    """The float64 exact-offset construction (``bounds.ops._curve_rule``), differentiable in
+    the bounds; used where the bounds require gradients."""
+    convex = alpha <= 1.0
+
+    def value(x: Tensor) -> Tensor:
+        return torch.where(x >= 0, x, alpha * x)
+
+    def slope(x: Tensor) -> Tensor:
+        return torch.where(x > 0, 1.0, alpha).to(x.dtype)
+
+    def slopes(curve: Curve, lower: Tensor, upper: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+        adaptive = torch.where(lower >= 0, 1.0, torch.where(
+            upper <= 0, alpha, torch.where(upper > -lower, 1.0, alpha))).to(lower.dtype)
+        chord = chord_slope(curve, lower, upper)
+        return (adaptive, chord) if convex else (chord, adaptive)
+
+    def slope_range(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+        at_l, at_u = slope(lower), slope(upper)
+        return torch.minimum(at_l, at_u), torch.maximum(at_l, at_u)
+
+    curve = Curve(value=value, slope=slope, stationary=_kink)
+    return slope_rule(op_type, curve, value, param_sides=("lower",) if convex else ("upper",),
+                      slope_range=slope_range, slopes=slopes)
 
 
 def make_kink_rule(op_type: str, alpha: float, binder=None) -> OpRule:
@@ -59,8 +92,8 @@ def make_kink_rule(op_type: str, alpha: float, binder=None) -> OpRule:
         left = x.clamp(max=0.0) * (a_up if down else a_down)     # alpha x- is decreasing in alpha
         grow = (alpha >= 0) == down                              # |.| must grow to move outward
         left.mul_((1 + 2 * eps) if grow else (1 - 2 * eps))
-        tiny_step = 2 * float(torch.finfo(x.dtype).tiny) * eps  # subnormal products
-        left.sub_(tiny_step) if down else left.add_(tiny_step)
+        tiny = float(torch.finfo(x.dtype).tiny)                 # subnormal products
+        left.sub_(tiny) if down else left.add_(tiny)
         return left.add_(x.clamp(min=0.0))
 
     def interval(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,12 +144,15 @@ def make_kink_rule(op_type: str, alpha: float, binder=None) -> OpRule:
         at_right.nan_to_num_(nan=0.0, posinf=float("inf"), neginf=float("-inf"))
         pick = torch.maximum if convex else torch.minimum
         bias = pick(at_left, at_right, out=at_left).mul_(1 + 4 * eps)
-        # absolute error of products in the subnormal range (half a subnormal spacing each)
-        tiny_step = 2 * float(torch.finfo(lower.dtype).tiny) * eps
-        bias.add_(inexact, alpha=-tiny_step if convex else tiny_step)
+        # absolute error of products in the subnormal range (a few subnormal spacings); the
+        # smallest *normal* number covers it without creating subnormals (slow on x86)
+        tiny = float(torch.finfo(lower.dtype).tiny)
+        bias.add_(inexact, alpha=-tiny if convex else tiny)
         return slope, bias
 
     def relax(lower: Tensor, upper: Tensor, params: Tensor | None) -> LinearRelaxation:
+        if needs_bound_grad(lower, upper):
+            return _reference(op_type, alpha).relax(lower, upper, params)
         slope = default_slope(lower, upper) if params is None \
             else project(lower, upper, params.to(lower.dtype))[0]
         chord_slope, chord_bias = chord(lower, upper)

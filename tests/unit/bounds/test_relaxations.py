@@ -360,3 +360,88 @@ def test_relaxation_is_sound_in_float64(rule):
         assert rel.lower_bias.dtype == torch.float64
         assert_below(rel.lower_slope[:, None], rel.lower_bias[:, None], x, y, what="f64 lower")
         assert_below(-rel.upper_slope[:, None], -rel.upper_bias[:, None], x, -y, what="f64 upper")
+
+
+# ---- the closed-form (fast) paths: chunking, fallbacks, gradients ----
+
+FAST_OPS = ["Relu", "LeakyRelu", "Sigmoid", "Tanh"]
+
+
+@pytest.mark.parametrize("op", FAST_OPS)
+def test_fast_relaxation_is_sound_on_a_large_chunked_batch(op):
+    """More than two CPU chunks (bounds.ops._closed_form.CHUNK), default and random params,
+    with bounds given as a non-contiguous (expanded) view as the engine passes them."""
+    rule = RULES[op]
+    lower, upper = random_boxes(3 * 32768 + 123, seed=21)
+    x = sample_in_box(lower, upper, 8)
+    y = rule.evaluate(x.double())
+    rows = 2
+    lo_rows = lower.unsqueeze(0).expand(rows, -1)
+    up_rows = upper.unsqueeze(0).expand(rows, -1)
+    choices = [None]
+    if rule.num_params:
+        params = _random_params(rule, lower, upper, seed=22)
+        choices.append(params.unsqueeze(1).expand(rule.num_params, rows, -1))
+    for params in choices:
+        rel = rule.relax(lo_rows, up_rows, params)
+        assert_no_nan(rel.lower_slope, rel.lower_bias, rel.upper_slope, rel.upper_bias)
+        for r in range(rows):
+            assert_below(rel.lower_slope[r, :, None], rel.lower_bias[r, :, None], x, y,
+                         what=f"{op} chunked lower")
+            assert_below(-rel.upper_slope[r, :, None], -rel.upper_bias[r, :, None], x, -y,
+                         what=f"{op} chunked upper")
+
+
+@pytest.mark.parametrize("op", FAST_OPS)
+def test_fast_relaxation_falls_back_soundly_on_huge_and_infinite_bounds(op):
+    rule = RULES[op]
+    lower, upper = random_boxes(2048, seed=23)
+    lower[::7], upper[::11] = -1e20, 3e18
+    lower[::13], upper[::17] = float("-inf"), float("inf")
+    upper = torch.maximum(upper, lower)
+    rel = rule.relax(lower, upper, None)
+    assert_no_nan(rel.lower_slope, rel.lower_bias, rel.upper_slope, rel.upper_bias)
+    finite = torch.isfinite(lower) & torch.isfinite(upper)
+    lo, up = lower[finite], upper[finite]
+    x = sample_in_box(lo, up, 16)
+    y = rule.evaluate(x.double())
+    assert_below(rel.lower_slope[finite][:, None], rel.lower_bias[finite][:, None], x, y,
+                 what=op + " fallback lower")
+    assert_below(-rel.upper_slope[finite][:, None], -rel.upper_bias[finite][:, None], x, -y,
+                 what=op + " fallback upper")
+
+
+@pytest.mark.parametrize("op", ["Sigmoid", "Tanh"])
+def test_tangent_parameter_gradients_match_the_exact_construction(op):
+    """The fast params path returns exact values with analytic gradients (envelope theorem);
+    they must agree with autograd through the float64 exact-offset reference rule."""
+    from bounds.ops import sigmoid, tanh
+    reference = (sigmoid.SIGMOID_SHAPE if op == "Sigmoid" else tanh.TANH_SHAPE).reference
+    gen = torch.Generator().manual_seed(5)
+    lower = torch.rand(512, generator=gen) * 8 - 6
+    upper = lower + torch.rand(512, generator=gen) * 6 + 0.1
+    params = lower + (upper - lower) * torch.rand(2, 512, generator=gen)
+    probe = lower + (upper - lower) * torch.rand(512, generator=gen)
+    grads = []
+    for rule in (RULES[op], reference):
+        p = params.clone().requires_grad_(True)
+        rel = rule.relax(lower, upper, p)
+        loss = (rel.lower_slope * probe + rel.lower_bias).sum() \
+            - (rel.upper_slope * probe + rel.upper_bias).sum()
+        loss.backward()
+        grads.append(p.grad)
+    torch.testing.assert_close(grads[0], grads[1].float(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", FAST_OPS)
+def test_fast_rules_are_differentiable_in_the_bounds(op):
+    """Bounds that require gradients take the exact reference construction (autograd-safe)."""
+    rule = RULES[op]
+    lower = torch.linspace(-3, 2, 64).requires_grad_(True)
+    upper = lower + 1.5
+    params = rule.init_params(lower.detach(), upper.detach()).requires_grad_(True)
+    for chosen in (None, params):
+        rel = rule.relax(lower, upper, chosen)
+        (rel.lower_bias.sum() - rel.upper_bias.sum() + rel.lower_slope.sum()).backward()
+        assert lower.grad is not None and torch.isfinite(lower.grad).all()
+        lower.grad = None
