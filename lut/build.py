@@ -49,7 +49,7 @@ from torch import Tensor
 from bounds.ops import make_rule
 from bounds.relaxation import OpRule
 from lut.table import (DATA_DIR, FORMAT_VERSION, MANIFEST_NAME, BranchPoints, Grid,
-                       StaleTableError, canonical_key, key_dimension, table_file_name)
+                       TableError, canonical_key, key_dimension, table_file_name)
 
 OBJECTIVE_VERSION = 1            # bump when the objective or the search changes
 SHIPPED = ("Sigmoid", "Tanh", "Sin", "Cos", "Cos+Sin", "Exp", "Pow2", "Pow3", "Reciprocal",
@@ -93,7 +93,8 @@ def default_grid(key: str, step: float = STEP_1D, step_2d: float = STEP_2D,
     defined on ``x >= 0`` or ``x > 0``, see ``_grid_start``), a Mul's other factor over
     ``RANGE``."""
     if refine < 2 or refine % 2:
-        raise ValueError(f"refine must be even and >= 2 (the midpoint is a candidate), got {refine}")
+        raise ValueError(f"refine must be even and >= 2 (the midpoint is a candidate), "
+                         f"got {refine}")
     parts = canonical_key(key).split("+")
     lower = max(_grid_start(p, parse_part(p)[0]) for p in parts)
     step0 = step if key_dimension(key) == 1 else step_2d
@@ -327,7 +328,7 @@ def stale_tables(directory: Path | str | None = None) -> dict[str, str]:
     for key in points.keys():
         try:
             points.table(key)
-        except (StaleTableError, OSError, ValueError) as error:
+        except (TableError, OSError, ValueError) as error:
             stale[key] = str(error)
     return stale
 

@@ -221,7 +221,8 @@ class Table:
             indices.append((i_l, i_u))
         return valid, indices
 
-    def fractions(self, bounds: list[tuple[Tensor, Tensor]], stored: Tensor) -> tuple[Tensor, Tensor]:
+    def fractions(self, bounds: list[tuple[Tensor, Tensor]],
+                  stored: Tensor) -> tuple[Tensor, Tensor]:
         """(valid mask, float64 fraction ``t`` in (0, 1)) for broadcast bounds: the stored point
         of the inner grid box is ``g_l + t (g_u - g_l)``.  ``stored`` is ``offsets`` as a
         tensor on the bounds' device."""
