@@ -1,0 +1,77 @@
+"""Soundness of IBP, CROWN and alpha-CROWN on every dev-suite model (first disjunct of one
+property per model): sampled outputs (plus the box corners for inputs of size <= 6) must satisfy
+every certified row bound; CROWN must not be looser than IBP and alpha not looser than CROWN.
+
+Large models (vit, cgan, traffic signs) do not finish every intermediate CROWN pass within a few
+seconds on CPU: each bound call gets a deadline, after which the remaining intermediate tensors
+keep their IBP intervals (still sound) and alpha stops; the final backward pass always runs.
+"""
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from bounds.engine import spec_bounds
+from verifier.forward import evaluate
+from verifier.onnx_loader import load_model
+from verifier.options import BoundOptions
+from vnnlib.parser import parse_vnnlib
+
+_DEADLINE_S = 20.0
+_SAMPLES = 256
+
+
+def _dev_models(root) -> list[tuple[str, str, str]]:
+    seen: dict[str, tuple[str, str, str]] = {}
+    with open(root / "suites" / "dev.csv") as handle:
+        for row in csv.DictReader(handle):
+            seen.setdefault(f"{row['benchmark']}/{row['onnx']}",
+                            (row["benchmark"], row["onnx"], row["vnnlib"]))
+    return list(seen.values())
+
+
+def _points(lower: torch.Tensor, upper: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(_SAMPLES, lower.shape[1], generator=gen)
+    if lower.shape[1] <= 6:
+        corners = torch.tensor(list(np.ndindex(*(2,) * lower.shape[1])), dtype=lower.dtype)
+        u = torch.cat([u, corners])
+    return lower + u * (upper - lower)
+
+
+@pytest.mark.slow
+def test_bounds_contain_sampled_outputs_on_every_dev_model(benchmarks):
+    failures = []
+    for bench, onnx_path, spec in _dev_models(benchmarks):
+        folder = benchmarks / bench
+        graph = load_model(folder / onnx_path)
+        prop = parse_vnnlib(folder / spec, num_inputs=graph.input_size, num_outputs=graph.output_size)
+        d = prop.disjuncts[0]
+        lower = torch.tensor(d.lower, dtype=torch.float32)[None]
+        upper = torch.tensor(d.upper, dtype=torch.float32)[None]
+        coeffs = torch.tensor(np.concatenate([c.coeffs for c in d.clauses]), dtype=torch.float32)
+        x = _points(lower, upper)
+        with torch.no_grad():
+            values = evaluate(graph, x).reshape(len(x), -1).double() @ coeffs.double().T
+        found = {}
+        for method in ("ibp", "crown", "alpha"):
+            res = spec_bounds(graph, lower, upper, coeffs, method=method,
+                              options=BoundOptions(alpha_iterations=5),
+                              deadline=time.monotonic() + _DEADLINE_S)
+            bound = res.lower[0].double()
+            found[method] = bound
+            if torch.isnan(bound).any():
+                failures.append(f"{bench}/{onnx_path} {method}: NaN bound")
+            tol = 1e-4 * (1 + values.abs())
+            if not (values >= bound - tol).all():
+                worst = float((bound - values).max())
+                failures.append(f"{bench}/{onnx_path} {method}: bound above a sample by {worst:.3g}")
+        if not (found["crown"] >= found["ibp"] - 1e-5 * (1 + found["ibp"].abs())).all():
+            failures.append(f"{bench}/{onnx_path}: CROWN looser than IBP")
+        if not (found["alpha"] >= found["crown"] - 1e-5 * (1 + found["crown"].abs())).all():
+            failures.append(f"{bench}/{onnx_path}: alpha looser than CROWN")
+    assert not failures, "\n".join(failures)
