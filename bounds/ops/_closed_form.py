@@ -91,16 +91,21 @@ def flat_lines(lo: Tensor, hi: Tensor) -> LinearRelaxation:
 
 def with_fallback(fast: Callable[[Tensor, Tensor], LinearRelaxation],
                   interval: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
-                  lower: Tensor, upper: Tensor, limit: float) -> LinearRelaxation:
-    """``fast(lower, upper)`` where both bounds lie in ``[-limit, limit]``; elsewhere flat
-    lines at ``interval(lower, upper)`` (which must be sound and NaN-free for any input)."""
-    bad = ~((lower.abs() <= limit) & (upper.abs() <= limit))
+                  lower: Tensor, upper: Tensor,
+                  ok: float | Callable[[Tensor, Tensor], Tensor]) -> LinearRelaxation:
+    """``fast(lower, upper)`` where both bounds lie in ``[-ok, ok]`` (or where the mask
+    ``ok(lower, upper)`` holds); elsewhere flat lines at ``interval(lower, upper)`` (which must
+    be sound and NaN-free for any input; infinite ends mean "no information")."""
+    if callable(ok):
+        bad = ~ok(lower, upper)
+    else:
+        bad = ~((lower.abs() <= ok) & (upper.abs() <= ok))
     safe_lo = torch.where(bad, torch.zeros_like(lower), lower)
     safe_up = torch.where(bad, torch.zeros_like(upper), upper)
     rel = fast(safe_lo, safe_up)
     lo, hi = interval(lower, upper)
-    lo = torch.nan_to_num(lo, nan=float("-inf"))
-    hi = torch.nan_to_num(hi, nan=float("inf"))
+    lo = torch.nan_to_num(lo, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+    hi = torch.nan_to_num(hi, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
     zero = torch.zeros_like(lo)
     return LinearRelaxation(torch.where(bad, zero, rel.lower_slope),
                             torch.where(bad, lo, rel.lower_bias),

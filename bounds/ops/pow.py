@@ -7,7 +7,9 @@
 * non-integer ``e``: defined for ``x >= 0`` only; bounds are clamped to ``x >= 0`` (like Sqrt)
   for ``e > 0``, and boxes reaching ``x <= 0`` give "no information" for ``e < 0``.
 
-The registered default (``RULES["Pow"]``) is the square.  The loader passes the constant second
+The registered default (``RULES["Pow"]``) is the square, relaxed in closed form
+(``bounds.ops._convex``: tangent below, chord above); other exponents use the float64
+exact-offset construction.  The loader passes the constant second
 input of ONNX Pow as the ``exponent`` attribute."""
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import torch
 from torch import Tensor
 
 from bounds.lines import Curve
+from bounds.ops._closed_form import bounds_within, floor_of
+from bounds.ops._convex import Convex, convex_rule
 from bounds.ops._curve_rule import tangent_rule, whole_line
 from bounds.relaxation import OpRule
 
@@ -57,6 +61,11 @@ def make_pow(attrs: Mapping[str, Any]) -> OpRule:
     e = float(attrs.get("exponent", 2.0))
     if not math.isfinite(e):
         raise ValueError(f"Pow: the exponent must be finite, got {e}")
+    return SQUARE if e == 2 else _exact_pow(e)
+
+
+def _exact_pow(e: float) -> OpRule:
+    """The float64 exact-offset construction for ``x ** e``."""
     integer = e == round(e)
     power: float | int = int(e) if integer else e
 
@@ -74,4 +83,25 @@ def make_pow(attrs: Mapping[str, Any]) -> OpRule:
                         input_range=input_range, attrs={"exponent": power}, binder=make_pow)
 
 
-POW = make_pow({})
+_LIMIT = 1e15        # the square is then <= 1e30, finite in float32
+
+
+def square_interval(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """``[min x^2, max x^2]`` on the box, rounded outward (``x^2`` is correctly rounded)."""
+    eps = float(torch.finfo(lower.dtype).eps)
+    nearest = torch.minimum(torch.maximum(lower.new_zeros(()), lower), upper)
+    lo = nearest.square_().mul_(1 - 2 * eps).sub_(floor_of(lower)).clamp_(min=0.0)
+    hi = torch.maximum(lower.square(), upper.square()).mul_(1 + 2 * eps).add_(
+        floor_of(lower))
+    return lo.nan_to_num_(nan=0.0, posinf=torch.finfo(lo.dtype).max), \
+        hi.nan_to_num_(nan=float("inf"), posinf=float("inf"))
+
+
+SQUARE_SHAPE = Convex(
+    value=torch.square, slope=lambda x: 2 * x, curvature=lambda x: torch.full_like(x, 2.0),
+    interval=square_interval, default_tangent=lambda lo, up: torch.add(lo, up).mul_(0.5),
+    tangent_range=lambda lo, up: (lo, up),
+    fast_ok=lambda lo, up: (lo.abs() <= _LIMIT) & (up.abs() <= _LIMIT),
+    all_fast=lambda lo, up: bounds_within(_LIMIT, lo, up), reference=_exact_pow(2.0))
+SQUARE = convex_rule("Pow", SQUARE_SHAPE, attrs={"exponent": 2}, binder=make_pow)
+POW = SQUARE

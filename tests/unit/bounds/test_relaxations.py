@@ -364,7 +364,7 @@ def test_relaxation_is_sound_in_float64(rule):
 
 # ---- the closed-form (fast) paths: chunking, fallbacks, gradients ----
 
-FAST_OPS = ["Relu", "LeakyRelu", "Sigmoid", "Tanh"]
+FAST_OPS = ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Exp", "Pow", "Reciprocal"]
 
 
 @pytest.mark.parametrize("op", FAST_OPS)
@@ -372,7 +372,7 @@ def test_fast_relaxation_is_sound_on_a_large_chunked_batch(op):
     """More than two CPU chunks (bounds.ops._closed_form.CHUNK), default and random params,
     with bounds given as a non-contiguous (expanded) view as the engine passes them."""
     rule = RULES[op]
-    lower, upper = random_boxes(3 * 32768 + 123, seed=21)
+    lower, upper = random_boxes(3 * 32768 + 123, seed=21, positive=rule.input_range[0] >= 0)
     x = sample_in_box(lower, upper, 8)
     y = rule.evaluate(x.double())
     rows = 2
@@ -411,15 +411,32 @@ def test_fast_relaxation_falls_back_soundly_on_huge_and_infinite_bounds(op):
                  what=op + " fallback upper")
 
 
-@pytest.mark.parametrize("op", ["Sigmoid", "Tanh"])
+def _reference_rule(op: str) -> OpRule:
+    from bounds.ops import exp, pow, reciprocal, sigmoid, tanh
+    if op in ("Sigmoid", "Tanh"):
+        return (sigmoid.SIGMOID_SHAPE if op == "Sigmoid" else tanh.TANH_SHAPE).reference
+    if op == "Pow":
+        return _pow_reference()
+    return {"Exp": exp.EXP_SHAPE, "Reciprocal": reciprocal.RECIPROCAL_SHAPE}[op].reference
+
+
+def _pow_reference() -> OpRule:
+    from bounds.ops import pow
+    return pow.SQUARE_SHAPE.reference
+
+
+@pytest.mark.parametrize("op", ["Sigmoid", "Tanh", "Exp", "Pow", "Reciprocal"])
 def test_tangent_parameter_gradients_match_the_exact_construction(op):
     """The fast params path returns exact values with analytic gradients (envelope theorem);
     they must agree with autograd through the float64 exact-offset reference rule."""
-    from bounds.ops import sigmoid, tanh
-    reference = (sigmoid.SIGMOID_SHAPE if op == "Sigmoid" else tanh.TANH_SHAPE).reference
+    reference = _reference_rule(op)
     gen = torch.Generator().manual_seed(5)
     lower = torch.rand(512, generator=gen) * 8 - 6
     upper = lower + torch.rand(512, generator=gen) * 6 + 0.1
+    if op == "Reciprocal":           # boxes on both sides of the pole
+        lower, upper = lower.abs() + 0.5, upper.abs() + 0.5
+        lower, upper = torch.minimum(lower, upper), torch.maximum(lower, upper)
+        lower[::2], upper[::2] = -upper[::2], -lower[::2]
     params = lower + (upper - lower) * torch.rand(2, 512, generator=gen)
     probe = lower + (upper - lower) * torch.rand(512, generator=gen)
     grads = []
@@ -430,6 +447,13 @@ def test_tangent_parameter_gradients_match_the_exact_construction(op):
             - (rel.upper_slope * probe + rel.upper_bias).sum()
         loss.backward()
         grads.append(p.grad)
+    if op in ("Exp", "Pow", "Reciprocal"):   # the chord side takes no parameter (it dominates)
+        side = 1 if op != "Reciprocal" else None
+        if side is not None:
+            grads[1][side] = 0.0
+        else:                                # x > 0: upper is the chord; x < 0: lower is
+            grads[1][1, 1::2] = 0.0
+            grads[1][0, ::2] = 0.0
     torch.testing.assert_close(grads[0], grads[1].float(), rtol=1e-3, atol=1e-4)
 
 
