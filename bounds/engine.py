@@ -90,8 +90,9 @@ def _check_method(method: str) -> str:
 
 
 def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
-                keep_linear: bool) -> tuple[Pair, LinearBounds | None]:
-    """CROWN with C = I on the neurons of ``tensor`` that need it, intersected with ``ibp``."""
+                keep_linear: bool, deadline: float) -> tuple[Pair, LinearBounds | None]:
+    """CROWN with C = I on the neurons of ``tensor`` that need it, intersected with ``ibp``.
+    Rows are done in chunks; once the deadline passes the remaining rows keep their IBP."""
     plan = state.plan
     shape = plan.graph.shapes[tensor]
     batch = ibp[0].shape[0]
@@ -105,8 +106,12 @@ def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
     size = lo.shape[1]
     chunk = max(1, _ROW_BUDGET // (2 * batch * plan.max_numel))
     lows, ups, parts = [], [], []
+    done = 0
     for start in range(0, index.numel(), chunk):
+        if time.monotonic() >= deadline:
+            break
         sel = index[start:start + chunk]
+        done = start + sel.numel()
         n = sel.numel()
         eye = lo.new_zeros((2 * n, size))
         rows = torch.arange(n, device=lo.device)
@@ -119,6 +124,9 @@ def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
         ups.append(-value[:, n:])
         if keep_linear:
             parts.append((x_coeffs[:, :n], bias[:, :n], -x_coeffs[:, n:], -bias[:, n:]))
+    if done == 0:
+        return ibp, None
+    index = index[:done]
     new_lo, new_up = lo.clone(), up.clone()
     new_lo[:, index] = torch.maximum(lo[:, index], torch.cat(lows, dim=1))
     new_up[:, index] = torch.minimum(up[:, index], torch.cat(ups, dim=1))
@@ -177,7 +185,7 @@ def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict
             fixed = not req.refresh and req.interm is not None and name in req.interm
             if (req.method != "ibp" and name in plan.tight and name not in plan.ibp_exact
                     and not fixed and time.monotonic() < req.deadline):
-                pair, lin = _crown_rows(state, name, pair, box, req.keep_linear)
+                pair, lin = _crown_rows(state, name, pair, box, req.keep_linear, req.deadline)
                 if lin is not None:
                     linear[name] = lin
             pair, e = _override(req.interm, name, pair)
@@ -301,7 +309,8 @@ def _prove_chunk(graph: Graph, disjuncts: list, options: BoundOptions, strongest
     best = [[-math.inf] * c for c in counts]
     used = "ibp"
     alive = list(range(len(disjuncts)))
-    for method in METHODS[:METHODS.index(strongest) + 1]:
+    # the alpha call runs CROWN first (and stops at once if CROWN already refutes everything)
+    for method in dict.fromkeys(("ibp", strongest)):
         if not alive or time.monotonic() >= deadline:
             break
         idx = torch.tensor(alive)
