@@ -469,3 +469,39 @@ def test_fast_rules_are_differentiable_in_the_bounds(op):
         (rel.lower_bias.sum() - rel.upper_bias.sum() + rel.lower_slope.sum()).backward()
         assert lower.grad is not None and torch.isfinite(lower.grad).all()
         lower.grad = None
+
+
+def test_mul_fast_path_is_sound_chunked_and_matches_exact_gradients():
+    n = 3 * 32768 + 5
+    xl, xu = random_boxes(n, seed=31)
+    yl, yu = random_boxes(n, seed=32)
+    yl, yu = yl[torch.randperm(n, generator=torch.Generator().manual_seed(3))], \
+        yu[torch.randperm(n, generator=torch.Generator().manual_seed(3))]
+    lower, upper = (xl, yl), (xu, yu)
+    gen = torch.Generator().manual_seed(4)
+    rule = RULES["Mul"]
+    for params in (None, 3 * torch.rand(2, n, generator=gen) - 1):
+        rel = rule.relax(lower, upper, params)
+        for tx, ty in ((0, 0), (0, 1), (1, 0), (1, 1), (0.3, 0.7)):
+            x = torch.clamp((xl.double() + tx * (xu.double() - xl.double())).float(), xl, xu)
+            y = torch.clamp((yl.double() + ty * (yu.double() - yl.double())).float(), yl, yu)
+            z = x.double() * y.double()
+            assert_below(rel.lower_x, rel.lower_y.double() * y.double()
+                         + rel.lower_bias.double(), x, z, what="Mul chunked lower")
+            assert_below(-rel.upper_x, -(rel.upper_y.double() * y.double()
+                                         + rel.upper_bias.double()), x, -z,
+                         what="Mul chunked upper")
+    from bounds.ops.mul import mul_relax_exact
+    g = torch.Generator().manual_seed(8)      # non-degenerate boxes: no ties between corners
+    lo_xy = [torch.rand(512, generator=g) * 4 - 2 for _ in range(2)]
+    small = tuple(lo_xy), tuple(t + torch.rand(512, generator=g) + 0.5 for t in lo_xy)
+    probe = [(lo + 0.4 * (up - lo)) for lo, up in zip(*small)]
+    grads = []
+    for relax in (rule.relax, mul_relax_exact):
+        p = torch.rand(2, 512, generator=torch.Generator().manual_seed(6)).requires_grad_(True)
+        rel = relax(*small, p)
+        ((rel.lower_x * probe[0] + rel.lower_y * probe[1] + rel.lower_bias).sum()
+         - (rel.upper_x * probe[0] + rel.upper_y * probe[1] + rel.upper_bias).sum()).backward()
+        grads.append(p.grad)
+    finite = torch.isfinite(grads[1]).all(0)
+    torch.testing.assert_close(grads[0][:, finite], grads[1][:, finite], rtol=1e-3, atol=1e-3)
