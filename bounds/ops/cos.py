@@ -3,6 +3,7 @@
 rounding of ``x + pi/2`` enters."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from bounds.lines import Curve
 from bounds.ops._curve_rule import tangent_rule
-from bounds.ops.sin import periodic_points
+from bounds.ops.sin import periodic_interval, periodic_points
 
 
 def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
@@ -19,4 +20,8 @@ def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
 
 
 COS_CURVE = Curve(value=torch.cos, slope=lambda x: -torch.sin(x), stationary=_stationary)
-COS = tangent_rule("Cos", COS_CURVE, torch.cos)
+def cos_interval(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    return periodic_interval(torch.cos, 0.0, math.pi, lower, upper)
+
+
+COS = dataclasses.replace(tangent_rule("Cos", COS_CURVE, torch.cos), interval=cos_interval)
