@@ -67,6 +67,7 @@ class SpecBounds:
     alpha: Mapping[str, Tensor] = field(default_factory=dict)
     linear: Mapping[str, LinearBounds] = field(default_factory=dict)
     method: str = "ibp"
+    input_coeffs: Tensor | None = None   # (batch, rows, input_size): CROWN's final linear bound
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     if coeffs.dim() == 2:
         coeffs = coeffs.unsqueeze(0).expand(batch, *coeffs.shape)
     req = _Request(method, interm, refresh, keep_linear, deadline)
+    x_coeffs = None
     with torch.no_grad():
         bstate, linear, empty = _intermediate(plan, box, req)
         out = bstate.bounds[plan.graph.output_name]
@@ -239,7 +241,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
         best, params = optimise(bstate, coeffs, box, best, options,
                                 _Targets(thresholds, groups, deadline, state))
     best = torch.where(empty.unsqueeze(1), float("inf"), best)
-    return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method)
+    return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method, x_coeffs)
 
 
 @dataclass(frozen=True)

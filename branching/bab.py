@@ -21,7 +21,7 @@ from torch import Tensor
 
 from bounds.engine import spec_bounds
 from branching.domain import Domains, Pool
-from branching.heuristics import choose_input_dims
+from branching.heuristics import choose_input_dims, input_sensitivity
 from branching.split import split_inputs
 from verifier.forward import evaluate
 from verifier.graph import Graph
@@ -165,7 +165,10 @@ def _bound(search: _Search, domains: Domains) -> Domains:
                          thresholds=search.spec.thresholds.to(domains.lower.dtype),
                          groups=search.spec.groups, interm=domains.interm or None)
     margins = torch.maximum(domains.margins, search.spec.clause_margins(result.lower))
-    return domains.with_margins(margins)
+    sensitivity = None
+    if result.input_coeffs is not None:
+        sensitivity = input_sensitivity(result.input_coeffs, margins, search.spec.groups)
+    return domains.with_margins(margins, sensitivity)
 
 
 def _check_centres(search: _Search, domains: Domains):

@@ -19,13 +19,16 @@ Pair = tuple[Tensor, Tensor]
 @dataclass(frozen=True)
 class Domains:
     """lower, upper: (B, n) input boxes; margins: (B, K) per clause; depth: (B,) splits so far;
-    interm: tensor name -> (lower, upper) of shape (B, *shape), intervals narrowed by splits."""
+    interm: tensor name -> (lower, upper) of shape (B, *shape), intervals narrowed by splits;
+    sensitivity: (B, n) how strongly the last bound's open rows depend on each input
+    (sum of |input coefficients|), which input splitting uses to pick a dimension."""
 
     lower: Tensor
     upper: Tensor
     margins: Tensor
     depth: Tensor
     interm: Mapping[str, Pair] = field(default_factory=dict)
+    sensitivity: Tensor | None = None
 
     def __len__(self) -> int:
         return self.lower.shape[0]
@@ -38,10 +41,11 @@ class Domains:
     def select(self, index: Tensor) -> "Domains":
         return Domains(self.lower[index], self.upper[index], self.margins[index],
                        self.depth[index],
-                       {k: (lo[index], up[index]) for k, (lo, up) in self.interm.items()})
+                       {k: (lo[index], up[index]) for k, (lo, up) in self.interm.items()},
+                       None if self.sensitivity is None else self.sensitivity[index])
 
-    def with_margins(self, margins: Tensor) -> "Domains":
-        return replace(self, margins=margins)
+    def with_margins(self, margins: Tensor, sensitivity: Tensor | None = None) -> "Domains":
+        return replace(self, margins=margins, sensitivity=sensitivity)
 
     @staticmethod
     def cat(parts: list["Domains"]) -> "Domains":
@@ -49,10 +53,13 @@ class Domains:
         keys = set().union(*(p.interm.keys() for p in parts)) if parts else set()
         if any(set(p.interm) != keys for p in parts):
             raise ValueError("domains to concatenate must narrow the same tensors")
+        sens = [p.sensitivity for p in parts]
+        sensitivity = None if any(t is None for t in sens) else torch.cat(sens)
         return Domains(torch.cat([p.lower for p in parts]), torch.cat([p.upper for p in parts]),
                        torch.cat([p.margins for p in parts]), torch.cat([p.depth for p in parts]),
                        {k: (torch.cat([p.interm[k][0] for p in parts]),
-                            torch.cat([p.interm[k][1] for p in parts])) for k in keys})
+                            torch.cat([p.interm[k][1] for p in parts])) for k in keys},
+                       sensitivity)
 
 
 class Pool:

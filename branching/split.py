@@ -27,9 +27,9 @@ def split_inputs(domains: Domains, dims: Tensor) -> Domains:
     right_lower = domains.lower.clone()
     right_lower[rows, dims] = mid
     left = Domains(domains.lower, left_upper, domains.margins, domains.depth + 1,
-                   dict(domains.interm))
+                   dict(domains.interm), domains.sensitivity)
     right = Domains(right_lower, domains.upper, domains.margins, domains.depth + 1,
-                    dict(domains.interm))
+                    dict(domains.interm), domains.sensitivity)
     return Domains.cat([left, right])
 
 

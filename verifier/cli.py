@@ -39,8 +39,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     watchdog = _start_watchdog(args.result_file, args.timeout)
     try:
+        import torch
+
         from verifier.api import verify
         from verifier.options import VerifyOptions
+
+        torch.set_num_threads(args.threads)
 
         options = VerifyOptions(timeout_s=args.timeout, device=args.device)
         result = verify(args.model, args.spec, options=options, start_time=_PROCESS_START)
@@ -238,6 +242,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default 1: on small shared machines more threads "
+                        "mostly contend)")
     _add_common(p)
     p.set_defaults(func=cmd_verify)
 

@@ -41,7 +41,7 @@ class BranchingOptions:
     heuristic: Literal["bbps", "babsr"] = "bbps"
     branch_points: Literal["lut", "midpoint"] = "lut"
     batch_size: int = 128                # domains split per round (children: twice as many)
-    method: Literal["crown", "alpha"] = "alpha"   # bound of the children
+    method: Literal["crown", "alpha"] = "crown"   # bound of the children
     alpha_iterations: int = 5            # per round, warm-started from the parent
     max_domains: int = 500_000           # pool size at which we give up (``unknown``)
     attack_every: int = 4                # PGD inside the worst domains every N rounds
