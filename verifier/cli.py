@@ -196,6 +196,7 @@ def cmd_bounds(args: argparse.Namespace) -> int:
 
 def _output_bounds(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     """Certified bounds of every output over the first disjunct's input box."""
+    import numpy as np
     import torch
 
     from bounds.engine import output_bounds
@@ -206,7 +207,7 @@ def _output_bounds(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     graph = load_model(args.model)
     prop = parse_vnnlib(args.spec, num_inputs=graph.input_size, num_outputs=graph.output_size)
     box = prop.disjuncts[0]
-    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32).reshape(1, -1)  # noqa: E731
+    as_t = lambda a: torch.tensor(np.array(a), dtype=torch.float32).reshape(1, -1)  # noqa: E731
     options = BoundOptions(method=args.method, alpha_iterations=args.iterations)
     lower, upper = output_bounds(graph, as_t(box.lower), as_t(box.upper), method=args.method,
                                  options=options)
