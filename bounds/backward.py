@@ -160,11 +160,14 @@ def _linear_step(state: BoundState, node: Node, outs: list) -> tuple[dict[str, T
 
 
 def backward(state: BoundState, start: str, coeffs: Tensor,
-             params: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+             params: dict[str, Tensor] | None = None,
+             record: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Lower bounds of ``coeffs . start`` as a linear function of the input.
 
     coeffs: (batch, rows, *shape(start)).  Returns ``(input_coeffs, bias)``:
-    ``(batch, rows, input_size)`` and ``(batch, rows)``."""
+    ``(batch, rows, input_size)`` and ``(batch, rows)``.  ``record``: if given, filled with
+    the coefficients reaching the output of every nonlinear node, keyed by that output tensor
+    (``(batch, rows, *shape)``; the ``lA`` branching heuristics read)."""
     plan = state.plan
     g = plan.graph
     batch, rows = coeffs.shape[:2]
@@ -180,6 +183,8 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
         if kind == LINEAR:
             pushed, extra = _linear_step(state, node, outs)
         else:
+            if record is not None and outs[0] is not None:
+                record[node.outputs[0]] = outs[0].detach()
             p = None if params is None else params.get(node.name)
             rel = state.relaxation(node) if p is None else relax_node(state, node, p, rows)
             if kind == UNARY:

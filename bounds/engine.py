@@ -68,6 +68,9 @@ class SpecBounds:
     linear: Mapping[str, LinearBounds] = field(default_factory=dict)
     method: str = "ibp"
     input_coeffs: Tensor | None = None   # (batch, rows, input_size): CROWN's final linear bound
+    output_coeffs: Mapping[str, Tensor] = field(default_factory=dict)
+    # ^ with record_coeffs=True: nonlinear node output tensor -> (batch, rows, *shape), the
+    #   coefficients of the final backward pass at that tensor (with alpha: the best parameters)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class _Request:
     refresh: bool
     keep_linear: bool
     deadline: float
+    fixed: frozenset[str] | None = None
 
 
 def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict[str, LinearBounds], Tensor]:
@@ -184,6 +188,8 @@ def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict
         outs = node_interval(plan, node, state.bounds, consts, aux)
         for name, pair in zip(node.outputs, outs):
             fixed = not req.refresh and req.interm is not None and name in req.interm
+            if req.fixed is not None:
+                fixed = req.interm is not None and name in req.interm and name in req.fixed
             if (req.method != "ibp" and name in plan.tight and name not in plan.ibp_exact
                     and not fixed and time.monotonic() < req.deadline):
                 pair, lin = _crown_rows(state, name, pair, box, req.keep_linear, req.deadline)
@@ -208,13 +214,17 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
                 options: BoundOptions | None = None, deadline: float | None = None,
                 state: Mapping[str, Tensor] | None = None, interm: Mapping[str, Pair] | None = None,
                 refresh: bool = True, thresholds: Tensor | None = None,
-                groups: Tensor | None = None, keep_linear: bool = False) -> SpecBounds:
+                groups: Tensor | None = None, keep_linear: bool = False,
+                fixed: frozenset[str] | None = None, record_coeffs: bool = False) -> SpecBounds:
     """Certified lower bounds of ``coeffs @ y`` for every domain and row.
 
     lower, upper: (batch, *input_shape) or (batch, input_size).  coeffs: (batch, rows, m) or
     (rows, m), m = output size.  state: alpha parameters of an earlier call (warm start).
     thresholds ((batch, rows) or (rows,)) and groups ((rows,) clause ids, -1 = ignore) only
     let alpha stop early once every group of every domain has a row with lower > threshold.
+    fixed: if given, replaces ``refresh``: exactly the ``interm`` tensors named here are taken
+    as given (not recomputed); the other ``interm`` tensors are recomputed and intersected.
+    record_coeffs: also return ``output_coeffs`` (see ``SpecBounds``).
     """
     options = options or BoundOptions()
     method = _check_method(method)
@@ -225,7 +235,9 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     coeffs = coeffs.to(box.lower)
     if coeffs.dim() == 2:
         coeffs = coeffs.unsqueeze(0).expand(batch, *coeffs.shape)
-    req = _Request(method, interm, refresh, keep_linear, deadline)
+    req = _Request(method, interm, refresh, keep_linear, deadline,
+                   None if fixed is None else frozenset(fixed))
+    recorded: dict[str, Tensor] | None = {} if record_coeffs else None
     x_coeffs = None
     with torch.no_grad():
         bstate, linear, empty = _intermediate(plan, box, req)
@@ -234,14 +246,19 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
         if method != "ibp":
             out_shape = plan.graph.shapes[plan.graph.output_name]
             full = coeffs.reshape(batch, coeffs.shape[1], *out_shape)
-            x_coeffs, bias = backward(bstate, plan.graph.output_name, full)
+            x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=recorded)
             best = torch.maximum(best, concretize(x_coeffs, bias, box.lower, box.upper))
     params: dict[str, Tensor] = {}
     if method == "alpha" and options.alpha_iterations > 0:
         best, params = optimise(bstate, coeffs, box, best, options,
                                 _Targets(thresholds, groups, deadline, state))
+        if recorded is not None and params:
+            with torch.no_grad():
+                recorded.clear()
+                backward(bstate, plan.graph.output_name, full, params, record=recorded)
     best = torch.where(empty.unsqueeze(1), float("inf"), best)
-    return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method, x_coeffs)
+    return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method, x_coeffs,
+                      recorded or {})
 
 
 @dataclass(frozen=True)

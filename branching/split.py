@@ -41,8 +41,9 @@ def split_neurons(domains: Domains, decisions: list[SplitDecision],
     splittable tensor, which children inherit as their narrowed intervals."""
     left_interm, right_interm = {}, {}
     for name, (lo, up) in bounds.items():
-        left_interm[name] = (lo.clone(), up.clone())
-        right_interm[name] = (lo.clone(), up.clone())
+        keep = torch.contiguous_format
+        left_interm[name] = (lo.clone(memory_format=keep), up.clone(memory_format=keep))
+        right_interm[name] = (lo.clone(memory_format=keep), up.clone(memory_format=keep))
     rows = torch.arange(len(domains), device=domains.lower.device)
     for d in decisions:
         chosen = d.index >= 0

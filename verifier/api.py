@@ -124,13 +124,14 @@ def _prove_and_branch(run: _Run):
 
 def _branch(run: _Run, open_disjuncts: list[int]):
     from branching.bab import BabStatus, input_split_bab
+    from branching.neuron_bab import neuron_split_bab
 
     for i in open_disjuncts:
         disjunct = run.prop.disjuncts[i]
         free = int((disjunct.upper > disjunct.lower).sum())
-        if not _use_input_split(run.options.branching, free):
-            return None
-        outcome = input_split_bab(
+        search = (input_split_bab if _use_input_split(run.options.branching, free)
+                  else neuron_split_bab)
+        outcome = search(
             run.graph, disjunct, lambda x: _confirm(run, x), options=run.options.branching,
             bound_options=run.options.bounds, attack=run.options.attack, deadline=run.deadline,
             stats=run.stats, dtype=_torch_dtype(run.options.dtype), device=run.options.device)
@@ -141,7 +142,7 @@ def _branch(run: _Run, open_disjuncts: list[int]):
             return Status.TIMEOUT, None, f"branch-and-bound ran out of time ({outcome.reason})"
         if outcome.status is BabStatus.UNKNOWN:
             return None
-    return Status.VERIFIED, None, "proved by branch-and-bound (input splitting)"
+    return Status.VERIFIED, None, "proved by branch-and-bound"
 
 
 def _use_input_split(options, free_dims: int) -> bool:

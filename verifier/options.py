@@ -46,6 +46,9 @@ class BranchingOptions:
     max_domains: int = 500_000           # pool size at which we give up (``unknown``)
     attack_every: int = 4                # PGD inside the worst domains every N rounds
     progress_interval_s: float = 1.0
+    neuron_refresh: Literal["after", "fixed", "all"] = "after"   # neuron splits: which
+    # intervals children recompute (after: those later than the earliest split tensor)
+    bbps_refine: int = 8                 # BBPS: candidates per domain scored by the full form
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_domains < 1:

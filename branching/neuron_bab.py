@@ -1,0 +1,191 @@
+"""Activation-split branch-and-bound (GenBaB, algorithms.md 4) on ReLU and general neurons.
+
+Root: alpha-CROWN on the disjunct, keeping every split tensor's interval, its input-space
+linear bounds (BBPS shortcuts) and the coefficients at each nonlinear node's output.
+One round: pop the least-proved domains, re-run the final backward pass on them with their
+intervals fixed (cheap; it gives each domain's own coefficients ``Lambda``), score every
+candidate of every split tensor in one ranking (``branching.bbps``), split the best one per
+domain (ReLU-fed tensors at 0, others at the branching-point table's point or the midpoint),
+bound all children in one batched ``spec_bounds`` call with the parents' intervals as
+``interm``, keep the best clause margins and drop verified children.
+
+Refresh policy (``BranchingOptions.neuron_refresh``): ``"after"`` (default) keeps the parents'
+intervals of every tensor up to the earliest split tensor of the batch and recomputes the
+later ones by CROWN (intersected with the parents'), so a split reaches every later layer's
+relaxation; ``"fixed"`` recomputes nothing (only the final pass; without beta the split then
+acts only through its consumers' relaxations); ``"all"`` recomputes every tensor.
+
+All children share the parent's input box, so there are no centre checks; counterexamples come
+from the attacks around this search (``verifier.api``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bounds.engine import spec_bounds
+from bounds.plan import Plan, make_plan
+from branching.bab import BabOutcome, BabStatus, Check, Spec, _record
+from branching.bbps import ScoreInput, Shortcut, SplitNode, choose_neurons, shortcuts, split_nodes
+from branching.domain import Domains, Pool
+from branching.split import SplitDecision, split_neurons
+from verifier.graph import Graph
+from verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from verifier.result import Stats
+from vnnlib.property import Disjunct
+
+logger = logging.getLogger(__name__)
+
+_POINTS = None      # one BranchPoints per process (lut/table.py)
+
+
+def _branch_points():
+    global _POINTS
+    if _POINTS is None:
+        from lut.build import relaxation_fingerprint
+        from lut.table import BranchPoints
+        _POINTS = BranchPoints(fingerprint=relaxation_fingerprint, on_stale="warn")
+    return _POINTS
+
+
+@dataclass
+class _Search:
+    graph: Graph
+    plan: Plan
+    spec: Spec
+    nodes: list[SplitNode]
+    cuts: dict[str, Shortcut]
+    options: BranchingOptions
+    bound_options: BoundOptions
+    deadline: float
+    stats: Stats
+
+
+def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
+                     options: BranchingOptions, bound_options: BoundOptions,
+                     attack: AttackOptions, deadline: float, stats: Stats,
+                     dtype: torch.dtype = torch.float32, device: str = "cpu") -> BabOutcome:
+    """Prove one disjunct by splitting neurons (``check`` and ``attack`` are accepted for the
+    same call shape as ``input_split_bab``; this search does not attack)."""
+    dev = torch.device(device)
+    spec = Spec.from_disjunct(disjunct, dtype, dev)
+    plan = make_plan(graph)
+    nodes = split_nodes(plan)
+    lower = torch.tensor(np.array(disjunct.lower), dtype=dtype, device=dev).reshape(1, -1)
+    upper = torch.tensor(np.array(disjunct.upper), dtype=dtype, device=dev).reshape(1, -1)
+    root = spec_bounds(graph, lower, upper, spec.coeffs, method="alpha",
+                       options=bound_options, deadline=deadline,
+                       thresholds=spec.thresholds.to(dtype), groups=spec.groups,
+                       keep_linear=True)
+    margins = spec.clause_margins(root.lower)
+    if bool((margins > 0).all()):
+        return BabOutcome(BabStatus.VERIFIED, reason="proved at the root")
+    if not nodes:
+        return BabOutcome(BabStatus.UNKNOWN, reason="no neuron to split")
+    search = _Search(graph, plan, spec, nodes, shortcuts(plan, root.linear, nodes), options,
+                     bound_options, deadline, stats)
+    interm = {n.tensor: root.intermediate[n.tensor] for n in nodes}
+    depth = torch.zeros(1, dtype=torch.long, device=dev)
+    return _loop(search, Pool(Domains(lower, upper, margins, depth, interm)))
+
+
+def _loop(search: _Search, pool: Pool) -> BabOutcome:
+    options = search.options
+    last_report = time.monotonic()
+    rounds = 0
+    while len(pool):
+        if time.monotonic() >= search.deadline:
+            return BabOutcome(BabStatus.TIMEOUT, reason=f"{len(pool)} domains left")
+        if len(pool) > options.max_domains:
+            return BabOutcome(BabStatus.UNKNOWN, reason=f"more than {options.max_domains} domains")
+        parents = pool.pop(options.batch_size)
+        decisions, first = _decide(search, parents)
+        if decisions is None:
+            return BabOutcome(BabStatus.UNKNOWN, reason="a domain has no neuron left to split")
+        children = _bound(search, split_neurons(parents, decisions, dict(parents.interm)), first)
+        alive = children.select(torch.nonzero(children.worst <= 0).flatten())
+        pool.push(alive)
+        rounds += 1
+        _record(search.stats, rounds, len(children), len(pool), pool.worst_margin())
+        if time.monotonic() - last_report >= options.progress_interval_s:
+            last_report = time.monotonic()
+            logger.info("neuron bab round %d: %d domains, worst margin %.4g, %.1f s left",
+                        rounds, len(pool), pool.worst_margin(),
+                        search.deadline - time.monotonic())
+    return BabOutcome(BabStatus.VERIFIED, reason=f"all domains proved in {rounds} rounds")
+
+
+def _points(search: _Search, node: SplitNode, lower: Tensor, upper: Tensor) -> Tensor:
+    if node.at_zero:
+        return torch.zeros_like(lower)
+    if search.options.branch_points == "lut" and node.key is not None:
+        return _branch_points().lookup(node.key, lower, upper)
+    from lut.table import midpoint, strictly_inside
+    return strictly_inside(midpoint(lower, upper), lower, upper)
+
+
+def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision] | None, int]:
+    """One decision per split tensor (index -1 for domains split elsewhere) and the position
+    of the earliest split tensor used; ``None`` if some domain has no candidate."""
+    spec = search.spec
+    current = spec_bounds(search.graph, parents.lower, parents.upper, spec.coeffs,
+                          method="crown", deadline=search.deadline, interm=parents.interm,
+                          refresh=False, record_coeffs=True)
+    batch = len(parents)
+    intervals = {t: (lo.reshape(batch, -1), up.reshape(batch, -1))
+                 for t, (lo, up) in parents.interm.items()}
+    points = {n.tensor: _points(search, n, *intervals[n.tensor]) for n in search.nodes}
+    open_rows = (parents.margins <= 0)[:, spec.groups.clamp(min=0)] & (spec.groups >= 0)
+    data = ScoreInput(intervals, points, dict(current.output_coeffs), open_rows,
+                      (parents.lower, parents.upper))
+    which, index, _ = choose_neurons(search.plan, search.nodes, data, search.options.heuristic,
+                                     search.cuts, search.options.bbps_refine)
+    if bool((which < 0).any()):
+        return None, 0
+    decisions = []
+    for i, node in enumerate(search.nodes):
+        chosen = which == i
+        if not bool(chosen.any()):
+            continue
+        idx = torch.where(chosen, index, -1)
+        split_at = points[node.tensor].gather(1, index.clamp(min=0).unsqueeze(1)).squeeze(1)
+        decisions.append(SplitDecision(node.tensor, idx, split_at))
+    return decisions, int(which.min())
+
+
+def _fixed(search: _Search, first: int) -> frozenset[str] | None:
+    policy = search.options.neuron_refresh
+    names = [n.tensor for n in search.nodes]
+    if policy == "fixed":
+        return frozenset(names)
+    if policy == "all":
+        return frozenset()
+    return frozenset(names[:first + 1])
+
+
+def _bound(search: _Search, children: Domains, first: int) -> Domains:
+    """Bound every child in one call and raise its margins (never below the parent's)."""
+    opts = search.options
+    options = BoundOptions(method=opts.method, alpha_iterations=opts.alpha_iterations,
+                           alpha_lr=search.bound_options.alpha_lr)
+    result = spec_bounds(search.graph, children.lower, children.upper, search.spec.coeffs,
+                         method=opts.method, options=options, deadline=search.deadline,
+                         thresholds=search.spec.thresholds.to(children.lower.dtype),
+                         groups=search.spec.groups, interm=children.interm,
+                         fixed=_fixed(search, first))
+    margins = torch.maximum(children.margins, search.spec.clause_margins(result.lower))
+    interm = {t: _narrowed(result.intermediate[t], children.interm[t])
+              for t in children.interm}
+    return Domains(children.lower, children.upper, margins, children.depth, interm)
+
+
+def _narrowed(computed, given) -> tuple[Tensor, Tensor]:
+    """The recomputed interval (already intersected with ``given``), in ``given``'s shape."""
+    lo, up = computed
+    return lo.reshape(given[0].shape), up.reshape(given[1].shape)
+
