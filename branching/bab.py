@@ -91,6 +91,7 @@ class _Search:
     check: Check
     deadline: float
     stats: Stats
+    falsifier: object | None = None   # PGD over the whole disjunct, continued between rounds
 
 
 def input_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *, options: BranchingOptions,
@@ -114,7 +115,7 @@ def input_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *, options: 
 
 def _loop(search: _Search, pool: Pool) -> BabOutcome:
     stats, options = search.stats, search.options
-    last_report = time.monotonic()
+    last_report = last_explore = time.monotonic()
     rounds = 0
     while len(pool):
         if time.monotonic() >= search.deadline:
@@ -136,7 +137,8 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         rounds += 1
         _record(stats, rounds, len(children), len(pool), pool.worst_margin())
         if search.attack.rounds and rounds % options.attack_every == 0 and len(pool):
-            found = _attack_worst(search, pool)
+            found = _attack_worst(search, pool) or _explore(search, last_explore)
+            last_explore = time.monotonic()
             if found is not None:
                 return BabOutcome(BabStatus.FALSIFIED, found, "counterexample by PGD in BaB")
         if time.monotonic() - last_report >= options.progress_interval_s:
@@ -186,6 +188,22 @@ def _check_centres(search: _Search, domains: Domains):
 
 
 _ATTACK_DOMAINS = 8
+_EXPLORE_SHARE = 0.3   # attack time per unit of branch-and-bound time since the last attack
+
+
+def _explore(search: _Search, since: float):
+    """Time-share with the attack over the whole box: a thin violation region that bounds
+    cannot rule out is often found by refining the attack's near misses."""
+    from verifier.attack import Falsifier
+    from vnnlib.property import Property
+
+    if search.falsifier is None:
+        prop = Property((search.disjunct,), search.graph.input_size, search.spec.coeffs.shape[1])
+        search.falsifier = Falsifier(search.graph, prop, search.attack,
+                                     search.spec.coeffs.device, search.spec.coeffs.dtype)
+    budget = max(0.2, _EXPLORE_SHARE * (time.monotonic() - since))
+    candidate = search.falsifier.run(min(search.deadline, time.monotonic() + budget), rounds=1)
+    return None if candidate is None else search.check(candidate.x)
 
 
 def _attack_worst(search: _Search, pool: Pool):

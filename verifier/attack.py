@@ -120,6 +120,8 @@ class Falsifier:
         self.restarts_done = 0
         self.steps_done = 0
         self.best_margin = math.inf
+        self._elite: torch.Tensor | None = None   # (T, n) best point found so far per target
+        self._elite_margin: torch.Tensor | None = None
 
     # -- public ---------------------------------------------------------------------------
     def run(self, deadline: float, rounds: int | None = None) -> Candidate | None:
@@ -186,14 +188,49 @@ class Falsifier:
             x = self._uniform(targets, 1)
             if self.restarts_done == 0 and part.start == 0:
                 x[::per_target] = ((targets.lower + targets.upper) / 2)[::per_target]
-            found = self._descend(x, targets, deadline)
+            refine = self._near_elite(x, owners[part], targets, per_target)
+            found = self._descend(x, targets, deadline, owners[part], refine)
             self.restarts_done += x.shape[0]
             if found is not None or time.monotonic() >= deadline:
                 return found
         return None
 
-    def _descend(self, x: torch.Tensor, targets: Targets, deadline: float) -> Candidate | None:
+    def _near_elite(self, x: torch.Tensor, owners: torch.Tensor, targets: Targets,
+                    per_target: int) -> torch.Tensor:
+        """Restart a quarter of the points close to the best point of their target so far
+        (exploitation: thin violation regions are found by refining near-misses); returns the
+        mask of those points, which then take smaller steps."""
+        refine = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        if self._elite is None or per_target < 4:
+            return refine
+        refine[torch.arange(x.shape[0], device=x.device) % per_target < per_target // 4] = True
         width = targets.upper - targets.lower
+        noise = (torch.rand(x.shape, generator=self.generator, dtype=x.dtype).to(x.device) - 0.5)
+        near = self._elite[owners] + noise * width * 0.02
+        near = torch.minimum(torch.maximum(near, targets.lower), targets.upper)
+        x[refine] = near[refine]
+        return refine
+
+    def _keep_elite(self, x: torch.Tensor, m: torch.Tensor, owners: torch.Tensor) -> None:
+        if self._elite is None:
+            self._elite = (self.targets.lower + self.targets.upper) / 2
+            self._elite_margin = torch.full((self.targets.count,), math.inf, dtype=m.dtype,
+                                            device=m.device)
+        finite = torch.nan_to_num(m.detach(), nan=math.inf)
+        best = torch.full_like(self._elite_margin, math.inf).scatter_reduce(
+            0, owners, finite, reduce="amin")
+        better = best < self._elite_margin
+        for t in torch.nonzero(better).flatten().tolist():
+            k = int(torch.nonzero((owners == t) & (finite == best[t])).flatten()[0])
+            self._elite[t] = x[k].detach()
+        self._elite_margin = torch.minimum(self._elite_margin, best)
+
+    def _descend(self, x: torch.Tensor, targets: Targets, deadline: float,
+                 owners: torch.Tensor | None = None,
+                 refine: torch.Tensor | None = None) -> Candidate | None:
+        width = targets.upper - targets.lower
+        if refine is not None:
+            width = width * torch.where(refine, 0.02, 1.0).unsqueeze(1)
         steps = max(1, self.options.steps)
         first, last = 0.25, 1e-3
         for step in range(steps):
@@ -203,6 +240,8 @@ class Falsifier:
             found = self._first_violation(x, m.detach(), targets, 0)
             if found is not None:
                 return found
+            if owners is not None and step % 10 == 0:
+                self._keep_elite(x, m, owners)
             loss = torch.nan_to_num(m + self.options.tolerance, nan=0.0).clamp(min=0).sum()
             (grad,) = torch.autograd.grad(loss, x)
             with torch.no_grad():
@@ -213,4 +252,6 @@ class Falsifier:
                 return None
         with torch.no_grad():
             m = margins(self.graph, x, targets.coeffs, targets.thresholds)
+        if owners is not None:
+            self._keep_elite(x, m, owners)
         return self._first_violation(x, m, targets, 0)

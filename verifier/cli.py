@@ -16,15 +16,20 @@ import threading
 import time
 from pathlib import Path
 
-_PROCESS_START = time.monotonic()
 _WATCHDOG_GRACE_S = 2.0
 
 EXIT_OK, EXIT_ERROR, EXIT_DISAGREE = 0, 2, 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point.  Run as a program (``argv`` None), the timeout watchdog is armed: it ends
+    the process if the pipeline overruns; called with an explicit ``argv`` (tests, embedding)
+    it is not, so a host process is never killed."""
+    start = time.monotonic()
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.start_time = start
+    args.watchdog = argv is None
     _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     try:
         return args.func(args)
@@ -37,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from verifier.errors import VerifierError
 
-    watchdog = _start_watchdog(args.result_file, args.timeout)
+    watchdog = (_start_watchdog(args.result_file, args.timeout, args.start_time)
+                if args.watchdog else None)
     try:
         import torch
 
@@ -47,7 +53,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
 
         options = VerifyOptions(timeout_s=args.timeout, device=args.device)
-        result = verify(args.model, args.spec, options=options, start_time=_PROCESS_START)
+        result = verify(args.model, args.spec, options=options, start_time=args.start_time)
     except (VerifierError, ValueError, OSError) as err:
         return _report_error(args, err, watchdog)
     except Exception as err:  # a bug in genbab: still answer "error", never sat/unsat
@@ -115,7 +121,7 @@ def _write_result(path: str | None, word: str, counterexample) -> None:
     os.replace(tmp, target)
 
 
-def _start_watchdog(result_file: str | None, timeout_s: float):
+def _start_watchdog(result_file: str | None, timeout_s: float, start: float):
     """Last line of defence for the timeout: if the pipeline is stuck past the budget (e.g.
     inside one long tensor operation), write ``timeout`` and end the process."""
     def fire() -> None:
@@ -125,7 +131,7 @@ def _start_watchdog(result_file: str | None, timeout_s: float):
         finally:
             os._exit(EXIT_OK)
 
-    remaining = timeout_s + _WATCHDOG_GRACE_S - (time.monotonic() - _PROCESS_START)
+    remaining = timeout_s + _WATCHDOG_GRACE_S - (time.monotonic() - start)
     timer = threading.Timer(max(0.0, remaining), fire)
     timer.daemon = True
     timer.start()
