@@ -40,7 +40,8 @@ def test_run_suite_on_the_demo_writes_results(tmp_path, capsys):
     out = tmp_path / "demo.csv"
     code = main(["run-suite", str(DEMO / "instances.csv"), "--root", str(DEMO), "--out", str(out),
                  "--expected", str(DEMO / "expected_results.csv"), "--timeout", "30"])
-    rows = list(csv.DictReader(open(out)))
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert code == 0 and len(rows) == 6
     assert not any(r["correct"] == "WRONG" for r in rows)
     for row in rows:
