@@ -52,7 +52,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
 
-        options = VerifyOptions(timeout_s=args.timeout, device=args.device)
+        options = _verify_options(args)
         result = verify(args.model, args.spec, options=options, start_time=args.start_time)
     except (VerifierError, ValueError, OSError) as err:
         return _report_error(args, err, watchdog)
@@ -70,6 +70,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
         logging.getLogger("genbab").info("%s in %.2f s (%s)", result.vnncomp_word,
                                          result.time_s, result.message)
     return EXIT_OK
+
+
+def _verify_options(args: argparse.Namespace):
+    """The typed options from the command line (switches for the ablations included)."""
+    import dataclasses
+
+    from verifier.options import BranchingOptions, VerifyOptions
+
+    branching = BranchingOptions(enabled=args.split != "none",
+                                 split="auto" if args.split == "none" else args.split,
+                                 heuristic=args.branching, branch_points=args.branch_points)
+    options = VerifyOptions(timeout_s=args.timeout, device=args.device, branching=branching)
+    if args.bound_method:
+        options = dataclasses.replace(options, bounds=dataclasses.replace(
+            options.bounds, method=args.bound_method))
+    return options
 
 
 def _report_error(args, err: Exception, watchdog, internal: bool = False) -> int:
@@ -249,6 +265,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--split", choices=["auto", "input", "all", "relu-only", "none"],
+                   default="auto", help="what branch-and-bound splits (none: no branching; "
+                   "auto: the input for low-dimensional inputs, else all neurons)")
+    p.add_argument("--branching", choices=["bbps", "babsr"], default="bbps",
+                   help="neuron-split heuristic (default bbps)")
+    p.add_argument("--branch-points", choices=["lut", "midpoint"], default="lut",
+                   help="where general neurons are split (default: shipped lookup tables)")
+    p.add_argument("--bound-method", choices=["ibp", "crown", "alpha"],
+                   help="strongest bound method before branching (default alpha)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (default 1: on small shared machines more threads "
                         "mostly contend)")
