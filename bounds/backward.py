@@ -161,13 +161,16 @@ def _linear_step(state: BoundState, node: Node, outs: list) -> tuple[dict[str, T
 
 def backward(state: BoundState, start: str, coeffs: Tensor,
              params: dict[str, Tensor] | None = None,
-             record: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+             record: dict[str, Tensor] | None = None,
+             split_terms: dict[str, Pair] | None = None) -> tuple[Tensor, Tensor]:
     """Lower bounds of ``coeffs . start`` as a linear function of the input.
 
     coeffs: (batch, rows, *shape(start)).  Returns ``(input_coeffs, bias)``:
     ``(batch, rows, input_size)`` and ``(batch, rows)``.  ``record``: if given, filled with
     the coefficients reaching the output of every nonlinear node, keyed by that output tensor
-    (``(batch, rows, *shape)``; the ``lA`` branching heuristics read)."""
+    (``(batch, rows, *shape)``; the ``lA`` branching heuristics read).  ``split_terms``:
+    tensor -> ``(coeffs (batch, rows, *shape), bias (batch, rows))`` added to the bound once
+    that tensor's coefficients are complete (Lagrangian terms of split constraints, beta)."""
     plan = state.plan
     g = plan.graph
     batch, rows = coeffs.shape[:2]
@@ -177,6 +180,8 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
     last = max((i for i, n in enumerate(order) if start in n.outputs), default=-1)
     for node in reversed(order[:last + 1]):
         outs = [pending.pop(o, None) for o in node.outputs]
+        if split_terms:
+            outs, bias = _add_split_terms(node, outs, bias, split_terms)
         if all(o is None for o in outs):
             continue
         kind = plan.kinds[node.name]
@@ -201,6 +206,16 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
     if x is None:
         x = coeffs.new_zeros((batch, rows, g.input_size))
     return x.reshape(batch, rows, -1), bias
+
+
+def _add_split_terms(node: Node, outs: list, bias: Tensor, terms: dict[str, Pair]):
+    outs = list(outs)
+    for i, name in enumerate(node.outputs):
+        if name in terms:
+            extra, extra_bias = terms[name]
+            outs[i] = extra if outs[i] is None else outs[i] + extra
+            bias = bias + extra_bias
+    return outs, bias
 
 
 def concretize(input_coeffs: Tensor, bias: Tensor, lower: Tensor, upper: Tensor) -> Tensor:

@@ -74,6 +74,19 @@ class SpecBounds:
 
 
 @dataclass(frozen=True)
+class SplitConstraints:
+    """Constraints ``h_j >= lower_j`` / ``h_j <= upper_j`` (the domain's own intervals) that a
+    split made binding, for beta (algorithms.md 4.2 step 3): ``masks`` tensor ->
+    ``(lower_active, upper_active)`` bools ``(batch, *shape)``.  Each active constraint gets a
+    multiplier ``beta >= 0`` per row, optimised by Adam for ``iterations`` steps after the
+    CROWN / alpha bound (whose relaxation parameters stay fixed)."""
+
+    masks: Mapping[str, Pair]
+    iterations: int = 10
+    lr: float = 0.05
+
+
+@dataclass(frozen=True)
 class ProofOutcome:
     """Per disjunct and clause: refuted (some row's lower bound > threshold) and the margin
     ``max_row(lower - threshold)``.  ``verified``: every clause of every disjunct refuted."""
@@ -215,7 +228,8 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
                 state: Mapping[str, Tensor] | None = None, interm: Mapping[str, Pair] | None = None,
                 refresh: bool = True, thresholds: Tensor | None = None,
                 groups: Tensor | None = None, keep_linear: bool = False,
-                fixed: frozenset[str] | None = None, record_coeffs: bool = False) -> SpecBounds:
+                fixed: frozenset[str] | None = None, record_coeffs: bool = False,
+                split_constraints: SplitConstraints | None = None) -> SpecBounds:
     """Certified lower bounds of ``coeffs @ y`` for every domain and row.
 
     lower, upper: (batch, *input_shape) or (batch, input_size).  coeffs: (batch, rows, m) or
@@ -225,6 +239,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     fixed: if given, replaces ``refresh``: exactly the ``interm`` tensors named here are taken
     as given (not recomputed); the other ``interm`` tensors are recomputed and intersected.
     record_coeffs: also return ``output_coeffs`` (see ``SpecBounds``).
+    split_constraints: optimise beta multipliers of these constraints (method != "ibp").
     """
     options = options or BoundOptions()
     method = _check_method(method)
@@ -256,6 +271,9 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
             with torch.no_grad():
                 recorded.clear()
                 backward(bstate, plan.graph.output_name, full, params, record=recorded)
+    if split_constraints is not None and method != "ibp" and split_constraints.iterations > 0:
+        best = _optimise_beta(bstate, coeffs, box, best, params, split_constraints,
+                              _Targets(thresholds, groups, deadline, None))
     best = torch.where(empty.unsqueeze(1), float("inf"), best)
     return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method, x_coeffs,
                       recorded or {})
@@ -269,6 +287,61 @@ class _Targets:
     groups: Tensor | None
     deadline: float
     warm: Mapping[str, Tensor] | None
+
+
+def _beta_terms(state: BoundState, masks: Mapping[str, Pair], betas: Mapping[str, Pair],
+                rows: int) -> dict[str, Pair]:
+    """``-beta_l (h - l) - beta_u (u - h)`` as coefficients on h and a constant, per row."""
+    terms = {}
+    for name, (beta_l, beta_u) in betas.items():
+        lo, up = state.bounds[name]
+        batch = lo.shape[0]
+        m_l, m_u = (m.reshape(batch, 1, -1) for m in masks[name])
+        lo, up = lo.reshape(batch, 1, -1), up.reshape(batch, 1, -1)
+        b_l = torch.where(m_l, beta_l.clamp(min=0), 0.0)
+        b_u = torch.where(m_u, beta_u.clamp(min=0), 0.0)
+        coeffs = (b_u - b_l).reshape(batch, rows, *state.bounds[name][0].shape[1:])
+        bias = (torch.where(m_l, b_l * lo, 0.0) - torch.where(m_u, b_u * up, 0.0)).sum(-1)
+        terms[name] = (coeffs, bias)
+    return terms
+
+
+def _optimise_beta(state: BoundState, coeffs: Tensor, box: Box, best: Tensor,
+                   params: Mapping[str, Tensor], request: SplitConstraints,
+                   targets: "_Targets") -> Tensor:
+    """Improve ``best`` (batch, rows) by Lagrangian multipliers of the split constraints."""
+    from bounds.alpha import _refuted
+
+    g = state.plan.graph
+    batch, rows = coeffs.shape[:2]
+    full = coeffs.reshape(batch, rows, *g.shapes[g.output_name])
+    masks = {k: v for k, v in request.masks.items() if k in state.bounds
+             and bool(v[0].any() or v[1].any())}
+    if not masks:
+        return best
+    betas = {k: tuple(coeffs.new_zeros((batch, rows, v[0][0].numel())).requires_grad_(True)
+                      for _ in range(2)) for k, v in masks.items()}
+    optimiser = torch.optim.Adam([b for pair in betas.values() for b in pair], lr=request.lr)
+    fixed_params = {k: v.detach() for k, v in params.items()} or None
+    for step in range(request.iterations):
+        refuted = _refuted(best, targets.thresholds, targets.groups)
+        if (refuted is not None and bool(refuted.all())) or time.monotonic() >= targets.deadline:
+            break
+        with torch.enable_grad():
+            terms = _beta_terms(state, masks, betas, rows)
+            x_coeffs, bias = backward(state, g.output_name, full, fixed_params, split_terms=terms)
+            lower = concretize(x_coeffs, bias, box.lower, box.upper)
+            best = torch.maximum(best, lower.detach())
+            active = torch.isfinite(lower) if refuted is None else torch.isfinite(lower) & ~refuted
+            loss = -torch.where(active, lower, 0.0).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            for pair in betas.values():
+                for b in pair:
+                    b.clamp_(min=0)
+    return best
 
 
 def output_bounds(graph: Graph, lower: Tensor, upper: Tensor, *, method: str,

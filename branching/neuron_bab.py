@@ -9,6 +9,11 @@ domain (ReLU-fed tensors at 0, others at the branching-point table's point or th
 bound all children in one batched ``spec_bounds`` call with the parents' intervals as
 ``interm``, keep the best clause margins and drop verified children.
 
+Beta (algorithms.md 4.2 step 3): every child bound optimises Lagrangian multipliers of the
+constraints ``h_j >= l_j`` / ``h_j <= u_j`` of the neurons whose interval is narrower than at
+the root (``bounds.engine.SplitConstraints``), which is how a split reaches the final bound
+beyond its consumers' relaxations (and what lets a fully split ReLU domain be proved).
+
 Refresh policy (``BranchingOptions.neuron_refresh``): ``"after"`` (default) keeps the parents'
 intervals of every tensor up to the earliest split tensor of the batch and recomputes the
 later ones by CROWN (intersected with the parents'), so a split reaches every later layer's
@@ -28,12 +33,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bounds.engine import spec_bounds
+from bounds.engine import SplitConstraints, spec_bounds
 from bounds.plan import Plan, make_plan
 from branching.bab import BabOutcome, BabStatus, Check, Spec, _record
 from branching.bbps import ScoreInput, Shortcut, SplitNode, choose_neurons, shortcuts, split_nodes
 from branching.domain import Domains, Pool
-from branching.split import SplitDecision, split_neurons
+from branching.split import SplitDecision, split_inputs, split_neurons
 from verifier.graph import Graph
 from verifier.options import AttackOptions, BoundOptions, BranchingOptions
 from verifier.result import Stats
@@ -60,6 +65,7 @@ class _Search:
     spec: Spec
     nodes: list[SplitNode]
     cuts: dict[str, Shortcut]
+    root: dict[str, tuple[Tensor, Tensor]]      # the root's interval of every split tensor
     options: BranchingOptions
     bound_options: BoundOptions
     deadline: float
@@ -87,9 +93,9 @@ def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
         return BabOutcome(BabStatus.VERIFIED, reason="proved at the root")
     if not nodes:
         return BabOutcome(BabStatus.UNKNOWN, reason="no neuron to split")
-    search = _Search(graph, plan, spec, nodes, shortcuts(plan, root.linear, nodes), options,
-                     bound_options, deadline, stats)
     interm = {n.tensor: root.intermediate[n.tensor] for n in nodes}
+    search = _Search(graph, plan, spec, nodes, shortcuts(plan, root.linear, nodes), interm,
+                     options, bound_options, deadline, stats)
     depth = torch.zeros(1, dtype=torch.long, device=dev)
     return _loop(search, Pool(Domains(lower, upper, margins, depth, interm)))
 
@@ -104,10 +110,10 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         if len(pool) > options.max_domains:
             return BabOutcome(BabStatus.UNKNOWN, reason=f"more than {options.max_domains} domains")
         parents = pool.pop(options.batch_size)
-        decisions, first = _decide(search, parents)
-        if decisions is None:
-            return BabOutcome(BabStatus.UNKNOWN, reason="a domain has no neuron left to split")
-        children = _bound(search, split_neurons(parents, decisions, dict(parents.interm)), first)
+        try:
+            children = _branch(search, parents)
+        except _Exhausted:
+            return BabOutcome(BabStatus.UNKNOWN, reason="a domain has nothing left to split")
         alive = children.select(torch.nonzero(children.worst <= 0).flatten())
         pool.push(alive)
         rounds += 1
@@ -120,6 +126,35 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
     return BabOutcome(BabStatus.VERIFIED, reason=f"all domains proved in {rounds} rounds")
 
 
+def _branch(search: _Search, parents: Domains) -> Domains:
+    """Split every parent on its best neuron; parents with no neuron left to split (a fully
+    split ReLU domain, or only general neurons narrower than the minimum gap) bisect their
+    widest input dimension instead, keeping their narrowed intervals, and recompute every
+    interval (which also finds activation patterns the smaller box cannot reach)."""
+    decisions, first, exhausted = _decide(search, parents)
+    parts = []
+    splittable = torch.nonzero(~exhausted).flatten()
+    if len(splittable):
+        chosen = parents.select(splittable)
+        mine = [SplitDecision(d.tensor, d.index[splittable], d.split_at[splittable])
+                for d in decisions]
+        mine = [d for d in mine if bool((d.index >= 0).any())]
+        parts.append(_bound(search, split_neurons(chosen, mine, dict(chosen.interm)),
+                            _fixed(search, first)))
+    rest = torch.nonzero(exhausted).flatten()
+    if len(rest):
+        chosen = parents.select(rest)
+        width = chosen.upper - chosen.lower
+        if bool((width.amax(dim=1) <= 0).any()):
+            raise _Exhausted()
+        parts.append(_bound(search, split_inputs(chosen, width.argmax(dim=1)), frozenset()))
+    return Domains.cat(parts)
+
+
+class _Exhausted(Exception):
+    """A domain with no neuron and no input dimension left to split is still unproved."""
+
+
 def _points(search: _Search, node: SplitNode, lower: Tensor, upper: Tensor) -> Tensor:
     if node.at_zero:
         return torch.zeros_like(lower)
@@ -129,9 +164,9 @@ def _points(search: _Search, node: SplitNode, lower: Tensor, upper: Tensor) -> T
     return strictly_inside(midpoint(lower, upper), lower, upper)
 
 
-def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision] | None, int]:
-    """One decision per split tensor (index -1 for domains split elsewhere) and the position
-    of the earliest split tensor used; ``None`` if some domain has no candidate."""
+def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision], int, Tensor]:
+    """One decision per split tensor (index -1 for domains split elsewhere), the position
+    of the earliest split tensor used and (B,) which domains have no candidate."""
     spec = search.spec
     current = spec_bounds(search.graph, parents.lower, parents.upper, spec.coeffs,
                           method="crown", deadline=search.deadline, interm=parents.interm,
@@ -145,8 +180,6 @@ def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision] | No
                       (parents.lower, parents.upper))
     which, index, _ = choose_neurons(search.plan, search.nodes, data, search.options.heuristic,
                                      search.cuts, search.options.bbps_refine)
-    if bool((which < 0).any()):
-        return None, 0
     decisions = []
     for i, node in enumerate(search.nodes):
         chosen = which == i
@@ -155,7 +188,8 @@ def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision] | No
         idx = torch.where(chosen, index, -1)
         split_at = points[node.tensor].gather(1, index.clamp(min=0).unsqueeze(1)).squeeze(1)
         decisions.append(SplitDecision(node.tensor, idx, split_at))
-    return decisions, int(which.min())
+    used = which[which >= 0]
+    return decisions, int(used.min()) if len(used) else 0, which < 0
 
 
 def _fixed(search: _Search, first: int) -> frozenset[str] | None:
@@ -168,20 +202,33 @@ def _fixed(search: _Search, first: int) -> frozenset[str] | None:
     return frozenset(names[:first + 1])
 
 
-def _bound(search: _Search, children: Domains, first: int) -> Domains:
+def _bound(search: _Search, children: Domains, fixed: frozenset[str]) -> Domains:
     """Bound every child in one call and raise its margins (never below the parent's)."""
     opts = search.options
-    options = BoundOptions(method=opts.method, alpha_iterations=opts.alpha_iterations,
+    options = BoundOptions(method=opts.neuron_method, alpha_iterations=opts.alpha_iterations,
                            alpha_lr=search.bound_options.alpha_lr)
     result = spec_bounds(search.graph, children.lower, children.upper, search.spec.coeffs,
-                         method=opts.method, options=options, deadline=search.deadline,
+                         method=opts.neuron_method, options=options, deadline=search.deadline,
                          thresholds=search.spec.thresholds.to(children.lower.dtype),
                          groups=search.spec.groups, interm=children.interm,
-                         fixed=_fixed(search, first))
+                         fixed=fixed,
+                         split_constraints=_constraints(search, children))
     margins = torch.maximum(children.margins, search.spec.clause_margins(result.lower))
     interm = {t: _narrowed(result.intermediate[t], children.interm[t])
               for t in children.interm}
     return Domains(children.lower, children.upper, margins, children.depth, interm)
+
+
+def _constraints(search: _Search, children: Domains) -> SplitConstraints | None:
+    """Beta on every neuron whose interval a split (or a recomputation after one) narrowed
+    below the root's: those bounds are valid constraints of the child's domain."""
+    if search.options.beta_iterations <= 0:
+        return None
+    masks = {}
+    for name, (lo, up) in children.interm.items():
+        r_lo, r_up = search.root[name]
+        masks[name] = (lo > r_lo, up < r_up)
+    return SplitConstraints(masks, search.options.beta_iterations, search.options.beta_lr)
 
 
 def _narrowed(computed, given) -> tuple[Tensor, Tensor]:

@@ -49,6 +49,9 @@ class BranchingOptions:
     neuron_refresh: Literal["after", "fixed", "all"] = "after"   # neuron splits: which
     # intervals children recompute (after: those later than the earliest split tensor)
     bbps_refine: int = 8                 # BBPS: candidates per domain scored by the full form
+    neuron_method: Literal["crown", "alpha"] = "alpha"   # bound of neuron-split children
+    beta_iterations: int = 20            # neuron splits: Adam steps on the split multipliers
+    beta_lr: float = 0.1
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_domains < 1:
