@@ -18,6 +18,9 @@ from verifier.result import Stats
 from verifier.witness import confirm
 from vnnlib.property import Property
 
+# whole branch-and-bound runs with timeouts: deselect with -m "not slow"
+pytestmark = pytest.mark.slow
+
 MODEL = Path(__file__).resolve().parents[3] / "benchmarks/demo/models/onnx/sin_tanh.onnx"
 LOWER, UPPER = np.array([-0.6, -0.6]), np.array([0.6, 0.6])
 

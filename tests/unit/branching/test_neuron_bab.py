@@ -23,6 +23,9 @@ from verifier.options import AttackOptions, BoundOptions, BranchingOptions
 from verifier.result import Stats
 from vnnlib.property import Property
 
+# whole branch-and-bound runs with timeouts: deselect with -m "not slow"
+pytestmark = pytest.mark.slow
+
 LOWER, UPPER = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
 GRID = 401
 _LIPSCHITZ = {"Relu": 1.0, "Sigmoid": 0.25, "Tanh": 1.0, "Sin": 1.0}
