@@ -37,6 +37,23 @@ def _dev_models(root) -> list[tuple[str, str, str]]:
     return list(seen.values())
 
 
+def _other_models(root) -> list[tuple[str, str, str]]:
+    """Every other benchmark model, with the first property instances.csv pairs it with."""
+    if root is None:
+        return []
+    dev = {f"{b}/{o}" for b, o, _ in _dev_models(root)}
+    seen: dict[str, tuple[str, str, str]] = {}
+    for listing in sorted(root.glob("*/instances.csv")):
+        bench = listing.parent.name
+        with open(listing) as handle:
+            for row in csv.reader(handle):
+                onnx_path, spec = (p[2:] if p.startswith("./") else p for p in row[:2])
+                key = f"{bench}/{onnx_path}"
+                if key not in dev:
+                    seen.setdefault(key, (bench, onnx_path, spec))
+    return list(seen.values())
+
+
 def _points(lower: torch.Tensor, upper: torch.Tensor, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     u = torch.rand(_SAMPLES, lower.shape[1], generator=gen)
@@ -50,7 +67,17 @@ def _points(lower: torch.Tensor, upper: torch.Tensor, seed: int = 0) -> torch.Te
 @pytest.mark.parametrize("bench,onnx_path,spec", _dev_models(benchmarks_root()),
                          ids=lambda v: str(v).split("/")[-1])
 def test_bounds_contain_sampled_outputs(benchmarks, bench, onnx_path, spec):
-    folder = benchmarks / bench
+    _check_model(benchmarks / bench, onnx_path, spec)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench,onnx_path,spec", _other_models(benchmarks_root()),
+                         ids=lambda v: str(v).split("/")[-1])
+def test_bounds_contain_sampled_outputs_on_other_models(benchmarks, bench, onnx_path, spec):
+    _check_model(benchmarks / bench, onnx_path, spec)
+
+
+def _check_model(folder, onnx_path: str, spec: str) -> None:
     graph = load_model(folder / onnx_path)
     prop = parse_vnnlib(folder / spec, num_inputs=graph.input_size, num_outputs=graph.output_size)
     d = prop.disjuncts[0]
