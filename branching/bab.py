@@ -113,15 +113,23 @@ def input_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *, options: 
     return _loop(search, Pool(root))
 
 
+def limit_reached(pool: Pool, deadline: float, max_domains: int) -> BabOutcome | None:
+    """The outcome when time or the domain cap runs out (checked before every round)."""
+    if time.monotonic() >= deadline:
+        return BabOutcome(BabStatus.TIMEOUT, reason=f"{len(pool)} domains left")
+    if len(pool) > max_domains:
+        return BabOutcome(BabStatus.UNKNOWN, reason=f"more than {max_domains} domains")
+    return None
+
+
 def _loop(search: _Search, pool: Pool) -> BabOutcome:
     stats, options = search.stats, search.options
     last_report = last_explore = time.monotonic()
     rounds = 0
     while len(pool):
-        if time.monotonic() >= search.deadline:
-            return BabOutcome(BabStatus.TIMEOUT, reason=f"{len(pool)} domains left")
-        if len(pool) > options.max_domains:
-            return BabOutcome(BabStatus.UNKNOWN, reason=f"more than {options.max_domains} domains")
+        stop = limit_reached(pool, search.deadline, options.max_domains)
+        if stop is not None:
+            return stop
         parents = pool.pop(options.batch_size)
         splittable = (parents.upper - parents.lower).amax(dim=1) > 0
         if not bool(splittable.all()):

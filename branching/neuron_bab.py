@@ -35,7 +35,7 @@ from torch import Tensor
 
 from bounds.engine import SplitConstraints, spec_bounds
 from bounds.plan import Plan, make_plan
-from branching.bab import BabOutcome, BabStatus, Check, Spec, _record
+from branching.bab import BabOutcome, BabStatus, Check, Spec, _record, limit_reached
 from branching.bbps import ScoreInput, Shortcut, SplitNode, choose_neurons, shortcuts, split_nodes
 from branching.domain import Domains, Pool
 from branching.split import SplitDecision, split_inputs, split_neurons
@@ -105,10 +105,9 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
     last_report = time.monotonic()
     rounds = 0
     while len(pool):
-        if time.monotonic() >= search.deadline:
-            return BabOutcome(BabStatus.TIMEOUT, reason=f"{len(pool)} domains left")
-        if len(pool) > options.max_domains:
-            return BabOutcome(BabStatus.UNKNOWN, reason=f"more than {options.max_domains} domains")
+        stop = limit_reached(pool, search.deadline, options.max_domains)
+        if stop is not None:
+            return stop
         parents = pool.pop(options.batch_size)
         try:
             children = _branch(search, parents)
