@@ -112,6 +112,10 @@ def _result_json(result) -> dict:
                      "attack_steps": result.stats.attack_steps,
                      "bab_rounds": result.stats.bab_rounds,
                      "domains_visited": result.stats.domains_visited,
+                     "max_queue": result.stats.max_queue,
+                     "splits_by_kind": dict(result.stats.splits_by_kind),
+                     "best_bound_history": [[round(t, 3), b] for t, b in
+                                            result.stats.best_bound_history],
                      **result.stats.extra}}
     if result.counterexample is not None:
         out["counterexample"] = {"x": result.counterexample.x.reshape(-1).tolist(),

@@ -34,10 +34,16 @@ class Stats:
     domains_visited: int = 0
     max_queue: int = 0
     best_bound_history: list[tuple[float, float]] = field(default_factory=list)  # (t_s, bound)
+    # neuron splits made by BaB, by kind of the split neuron's op ("relu", "sigmoid", "tanh",
+    # "sin", "cos", "mul", ...) and "input" for input-space bisections
+    splits_by_kind: dict[str, int] = field(default_factory=dict)
     extra: dict[str, float | int | str] = field(default_factory=dict)
 
     def add_time(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def add_splits(self, kind: str, count: int) -> None:
+        self.splits_by_kind[kind] = self.splits_by_kind.get(kind, 0) + int(count)
 
 
 @dataclass(frozen=True)

@@ -84,11 +84,23 @@ def run_instance(inst: Instance, options: SuiteOptions, result_file: Path) -> di
                               timeout=inst.timeout_s + _KILL_GRACE_S)
         elapsed = time.monotonic() - start
         result, message = _parse_output(proc, result_file)
+        _save_stats(proc, result_file.with_suffix(".json"))
     except subprocess.TimeoutExpired:
         elapsed = time.monotonic() - start
         result, message = "timeout", "killed: ran past its timeout"
         result_file.write_text("timeout\n")
     return {"result": result, "time_s": round(elapsed, 3), "message": message}
+
+
+def _save_stats(proc: subprocess.CompletedProcess, path: Path) -> None:
+    """Keep the instance's JSON report (stats, bound history, splits by kind) for plots."""
+    for line in reversed(proc.stdout.strip().splitlines()):
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        path.write_text(line + "\n")
+        return
 
 
 def _parse_output(proc: subprocess.CompletedProcess, result_file: Path) -> tuple[str, str]:
