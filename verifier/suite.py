@@ -94,24 +94,30 @@ def run_instance(inst: Instance, options: SuiteOptions, result_file: Path) -> di
 
 def _save_stats(proc: subprocess.CompletedProcess, path: Path) -> None:
     """Keep the instance's JSON report (stats, bound history, splits by kind) for plots."""
-    for line in reversed(proc.stdout.strip().splitlines()):
+    report = _json_report(proc.stdout)
+    if report is not None:
+        path.write_text(json.dumps(report) + "\n")
+
+
+def _json_report(stdout: str) -> dict | None:
+    """The last JSON object printed by ``genbab verify --json`` (printed indented, so it spans
+    several lines: parse from the last line that opens an object)."""
+    lines = stdout.strip().splitlines()
+    for start in range(len(lines) - 1, -1, -1):
+        if not lines[start].startswith("{"):
+            continue
         try:
-            json.loads(line)
+            report = json.loads("\n".join(lines[start:]))
         except ValueError:
             continue
-        path.write_text(line + "\n")
-        return
+        if isinstance(report, dict):
+            return report
+    return None
 
 
 def _parse_output(proc: subprocess.CompletedProcess, result_file: Path) -> tuple[str, str]:
     word = result_file.read_text().split("\n", 1)[0].strip() if result_file.exists() else ""
-    message = ""
-    for line in reversed(proc.stdout.strip().splitlines()):
-        try:
-            message = json.loads(line).get("message", "")
-            break
-        except (ValueError, AttributeError):
-            continue
+    message = str((_json_report(proc.stdout) or {}).get("message", ""))
     if proc.returncode != 0 and not message:
         message = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
     return (word or "error"), message[:300]
