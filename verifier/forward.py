@@ -103,8 +103,13 @@ def _matmul(node: Node, args: list, batched: list) -> list:
         a = a.unsqueeze(-2)
     if rb == 1:
         b = b.unsqueeze(-1)
-    a, b = _align([a, b], [ba, bb])
-    y = torch.matmul(a, b)
+    if not ba and bb and a.dim() == 2:
+        # constant (k, n) on the left: (b^T a^T)^T is one plain matrix product instead of a
+        # batched one that copies the constant once per batch element (much slower)
+        y = torch.matmul(b.transpose(-1, -2), a.T).transpose(-1, -2)
+    else:
+        a, b = _align([a, b], [ba, bb])
+        y = torch.matmul(a, b)
     if rb == 1:
         y = y.squeeze(-1)
     if ra == 1:
