@@ -15,7 +15,9 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
+from bounds.adam import Adam
 from bounds.backward import BoundState, backward, concretize, param_shape_bounds
+from bounds.beta import BetaSetup, beta_terms, clamp_betas, keep_best
 from bounds.box import Box
 from bounds.plan import LINEAR
 from verifier.options import BoundOptions
@@ -79,27 +81,35 @@ def _expand(bounds: Any, rows: int) -> Any:
 
 
 def optimise(state: BoundState, coeffs: Tensor, box: Box, crown_lower: Tensor,
-             options: BoundOptions, targets: Any) -> tuple[Tensor, dict[str, Tensor]]:
-    """Best lower bounds ``(batch, rows)`` and the parameters that gave them."""
+             options: BoundOptions, targets: Any,
+             beta: BetaSetup | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Best lower bounds ``(batch, rows)`` and the parameters that gave them.
+
+    beta: also optimise these split multipliers jointly (one backward pass per iteration for
+    both); the best multipliers per row are left in ``beta.betas``."""
     g = state.plan.graph
     batch, rows = coeffs.shape[:2]
     full = coeffs.reshape(batch, rows, *g.shapes[g.output_name])
     best = crown_lower.clone()
     with torch.no_grad():
         params = _init_params(state, rows, targets.warm)
-    if not params:
+    if not params and beta is None:
         return best, {}
     _project(state, params, rows)
     best_params = {k: v.detach().clone() for k, v in params.items()}
-    optimiser = torch.optim.Adam(list(params.values()), lr=options.alpha_lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, _LR_DECAY)
+    optimisers = [Adam(list(params.values()), lr=options.alpha_lr)]
+    best_betas = {}
+    if beta is not None:
+        optimisers.append(Adam([b for pair in beta.betas.values() for b in pair], lr=beta.lr))
+        best_betas = {k: tuple(b.detach().clone() for b in pair) for k, pair in beta.betas.items()}
     for step in range(options.alpha_iterations + 1):
         refuted = _refuted(best, targets.thresholds, targets.groups)
         if refuted is not None and bool(refuted.all()):
             break
         if time.monotonic() >= targets.deadline:
             break
-        x_coeffs, bias = backward(state, g.output_name, full, params)
+        terms = None if beta is None else beta_terms(state, beta.masks, beta.betas, rows)
+        x_coeffs, bias = backward(state, g.output_name, full, params or None, split_terms=terms)
         lower = concretize(x_coeffs, bias, box.lower, box.upper)
         with torch.no_grad():
             improved = lower > best
@@ -107,18 +117,26 @@ def optimise(state: BoundState, coeffs: Tensor, box: Box, crown_lower: Tensor,
             for name, p in params.items():
                 mask = improved.reshape(1, batch, rows, *([1] * (p.dim() - 3)))
                 best_params[name] = torch.where(mask, p.detach(), best_params[name])
+            if beta is not None:
+                best_betas = keep_best(best_betas, beta.betas, improved)
         if step == options.alpha_iterations:
             break
         active = torch.isfinite(lower) if refuted is None else torch.isfinite(lower) & ~refuted
         loss = -torch.where(active, lower, 0.0).sum()
         if not loss.requires_grad:
             break
-        optimiser.zero_grad(set_to_none=True)
+        for opt in optimisers:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         for p in params.values():
             if p.grad is not None:
                 p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-        optimiser.step()
-        scheduler.step()
+        for opt in optimisers:
+            opt.step()
+            opt.decay_lr(_LR_DECAY)
         _project(state, params, rows)
+        if beta is not None:
+            clamp_betas(beta.betas)
+    if beta is not None:
+        beta.betas = best_betas
     return best.detach(), best_params

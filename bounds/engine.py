@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -24,6 +24,7 @@ from torch import Tensor
 
 from bounds.alpha import optimise
 from bounds.backward import BoundState, backward, concretize
+from bounds.beta import BetaSetup, beta_terms, init_betas
 from bounds.box import Box, input_box
 from bounds.interval import intersect, node_interval
 from bounds.linear import shift_index
@@ -71,6 +72,9 @@ class SpecBounds:
     output_coeffs: Mapping[str, Tensor] = field(default_factory=dict)
     # ^ with record_coeffs=True: nonlinear node output tensor -> (batch, rows, *shape), the
     #   coefficients of the final backward pass at that tensor (with alpha: the best parameters)
+    beta: Mapping[str, Pair] = field(default_factory=dict)
+    # ^ with split_constraints and alpha: the best multipliers, tensor -> (beta_l, beta_u) each
+    #   (batch, rows, numel), to warm-start children
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,15 @@ class SplitConstraints:
     split made binding, for beta (algorithms.md 4.2 step 3): ``masks`` tensor ->
     ``(lower_active, upper_active)`` bools ``(batch, *shape)``.  Each active constraint gets a
     multiplier ``beta >= 0`` per row, optimised by Adam for ``iterations`` steps after the
-    CROWN / alpha bound (whose relaxation parameters stay fixed)."""
+    CROWN / alpha bound (whose relaxation parameters stay fixed).  With method "alpha" the
+    multipliers are optimised jointly with alpha instead, for ``max(alpha_iterations,
+    iterations)`` steps, starting from ``warm`` (tensor -> (beta_l, beta_u), each
+    ``(batch, rows, numel)``; a parent's multipliers) where given."""
 
     masks: Mapping[str, Pair]
     iterations: int = 10
     lr: float = 0.05
+    warm: Mapping[str, Pair] | None = None
 
 
 @dataclass(frozen=True)
@@ -264,19 +272,43 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
             x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=recorded)
             best = torch.maximum(best, concretize(x_coeffs, bias, box.lower, box.upper))
     params: dict[str, Tensor] = {}
-    if method == "alpha" and options.alpha_iterations > 0:
+    joint = _joint_beta(bstate, split_constraints, method, coeffs)
+    betas: dict[str, Pair] = {}
+    if joint is not None:
+        iterations = max(options.alpha_iterations, split_constraints.iterations)
+        best, params = optimise(bstate, coeffs, box, best,
+                                replace(options, alpha_iterations=iterations),
+                                _Targets(thresholds, groups, deadline, state), beta=joint)
+        betas = joint.betas
+    elif method == "alpha" and options.alpha_iterations > 0:
         best, params = optimise(bstate, coeffs, box, best, options,
                                 _Targets(thresholds, groups, deadline, state))
-        if recorded is not None and params:
-            with torch.no_grad():
-                recorded.clear()
-                backward(bstate, plan.graph.output_name, full, params, record=recorded)
-    if split_constraints is not None and method != "ibp" and split_constraints.iterations > 0:
+    if recorded is not None and (params or betas):
+        with torch.no_grad():
+            recorded.clear()
+            terms = beta_terms(bstate, joint.masks, betas, coeffs.shape[1]) if betas else None
+            backward(bstate, plan.graph.output_name, full, params or None, record=recorded,
+                     split_terms=terms)
+    if (joint is None and split_constraints is not None and method != "ibp"
+            and split_constraints.iterations > 0):
         best = _optimise_beta(bstate, coeffs, box, best, params, split_constraints,
                               _Targets(thresholds, groups, deadline, None))
     best = torch.where(empty.unsqueeze(1), float("inf"), best)
     return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method, x_coeffs,
-                      recorded or {})
+                      recorded or {}, {k: (lo.detach(), up.detach()) for k, (lo, up) in betas.items()})
+
+
+def _joint_beta(state: BoundState, request: SplitConstraints | None, method: str,
+                coeffs: Tensor) -> BetaSetup | None:
+    """The joint alpha-beta setup (method "alpha" with split constraints), else None.  Every
+    requested tensor gets multipliers (zeros where no constraint is active), so a child's
+    warm start always finds its parent's."""
+    if request is None or method != "alpha" or request.iterations <= 0:
+        return None
+    masks = {k: v for k, v in request.masks.items() if k in state.bounds}
+    if not any(bool(m_l.any() or m_u.any()) for m_l, m_u in masks.values()):
+        return None
+    return BetaSetup(masks, init_betas(masks, coeffs, coeffs.shape[1], request.warm), request.lr)
 
 
 @dataclass(frozen=True)
@@ -287,23 +319,6 @@ class _Targets:
     groups: Tensor | None
     deadline: float
     warm: Mapping[str, Tensor] | None
-
-
-def _beta_terms(state: BoundState, masks: Mapping[str, Pair], betas: Mapping[str, Pair],
-                rows: int) -> dict[str, Pair]:
-    """``-beta_l (h - l) - beta_u (u - h)`` as coefficients on h and a constant, per row."""
-    terms = {}
-    for name, (beta_l, beta_u) in betas.items():
-        lo, up = state.bounds[name]
-        batch = lo.shape[0]
-        m_l, m_u = (m.reshape(batch, 1, -1) for m in masks[name])
-        lo, up = lo.reshape(batch, 1, -1), up.reshape(batch, 1, -1)
-        b_l = torch.where(m_l, beta_l.clamp(min=0), 0.0)
-        b_u = torch.where(m_u, beta_u.clamp(min=0), 0.0)
-        coeffs = (b_u - b_l).reshape(batch, rows, *state.bounds[name][0].shape[1:])
-        bias = (torch.where(m_l, b_l * lo, 0.0) - torch.where(m_u, b_u * up, 0.0)).sum(-1)
-        terms[name] = (coeffs, bias)
-    return terms
 
 
 def _optimise_beta(state: BoundState, coeffs: Tensor, box: Box, best: Tensor,
@@ -321,14 +336,16 @@ def _optimise_beta(state: BoundState, coeffs: Tensor, box: Box, best: Tensor,
         return best
     betas = {k: tuple(coeffs.new_zeros((batch, rows, v[0][0].numel())).requires_grad_(True)
                       for _ in range(2)) for k, v in masks.items()}
-    optimiser = torch.optim.Adam([b for pair in betas.values() for b in pair], lr=request.lr)
+    from bounds.adam import Adam
+
+    optimiser = Adam([b for pair in betas.values() for b in pair], lr=request.lr)
     fixed_params = {k: v.detach() for k, v in params.items()} or None
     for step in range(request.iterations):
         refuted = _refuted(best, targets.thresholds, targets.groups)
         if (refuted is not None and bool(refuted.all())) or time.monotonic() >= targets.deadline:
             break
         with torch.enable_grad():
-            terms = _beta_terms(state, masks, betas, rows)
+            terms = beta_terms(state, masks, betas, rows)
             x_coeffs, bias = backward(state, g.output_name, full, fixed_params, split_terms=terms)
             lower = concretize(x_coeffs, bias, box.lower, box.upper)
             best = torch.maximum(best, lower.detach())

@@ -25,6 +25,7 @@ import itertools
 import weakref
 from typing import Callable
 
+import numpy as np
 import torch
 
 from verifier.graph import Graph, Node
@@ -60,7 +61,7 @@ class _Builder:
 
 
 def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(torch.broadcast_shapes(*shapes))
+    return tuple(np.broadcast_shapes(*shapes))
 
 
 def _rewrite_div(b: _Builder, node: Node) -> bool:

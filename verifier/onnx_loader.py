@@ -504,7 +504,7 @@ def _norm_pow(b: _Builder, s: _Src) -> None:
 
 
 def _broadcast(a: tuple[int, ...], c: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(torch.broadcast_shapes(a, c))
+    return tuple(np.broadcast_shapes(a, c))
 
 
 def _norm_sum(b: _Builder, s: _Src) -> None:

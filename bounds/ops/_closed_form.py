@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -140,7 +141,7 @@ def chunked(fn: Callable[..., tuple[Tensor, ...]], inputs: list[Tensor],
     the OS (page faults cost more than the arithmetic: ~0.5-1 ms per MB on a loaded machine),
     while slices of 128 KB keep the temporaries in the allocator's heap and in cache.  On
     other devices (caching allocators) ``fn`` runs once on the whole tensors."""
-    shape = torch.broadcast_shapes(*(t.shape for t in inputs))
+    shape = np.broadcast_shapes(*(t.shape for t in inputs))
     numel = math.prod(shape)
     if inputs[0].device.type != "cpu" or numel <= 2 * CHUNK:
         return tuple(fn(*(t.expand(shape) for t in inputs)))
