@@ -80,7 +80,8 @@ def _verify_options(args: argparse.Namespace):
 
     branching = BranchingOptions(enabled=args.split != "none",
                                  split="auto" if args.split == "none" else args.split,
-                                 heuristic=args.branching, branch_points=args.branch_points)
+                                 heuristic=args.branching, branch_points=args.branch_points,
+                                 max_memory_gb=args.max_memory)
     options = VerifyOptions(timeout_s=args.timeout, device=args.device, branching=branching)
     if args.bound_method:
         options = dataclasses.replace(options, bounds=dataclasses.replace(
@@ -256,6 +257,15 @@ def cmd_run_suite(args: argparse.Namespace) -> int:
 
 
 # -- parser -------------------------------------------------------------------------------
+def _memory_size(text: str) -> float:
+    from branching.memory import parse_memory
+
+    try:
+        return parse_memory(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genbab", description="Verify neural networks with general nonlinearities "
@@ -278,6 +288,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="where general neurons are split (default: shipped lookup tables)")
     p.add_argument("--bound-method", choices=["ibp", "crown", "alpha"],
                    help="strongest bound method before branching (default alpha)")
+    p.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
+                   help="memory the process may use, e.g. 8G or 512M (default: size the BaB "
+                        "batches and pool from the free memory)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (default 1: on small shared machines more threads "
                         "mostly contend)")
