@@ -41,9 +41,13 @@ class BranchingOptions:
     heuristic: Literal["bbps", "babsr"] = "bbps"
     branch_points: Literal["lut", "midpoint"] = "lut"
     batch_size: int = 128                # domains split per round (children: twice as many)
+    input_batch_size: int = 4096         # input splits: children bounded per round (tiny
+    # models: a bound call on thousands of boxes costs little more than on a hundred)
     method: Literal["crown", "alpha"] = "crown"   # bound of the children
     alpha_iterations: int = 5            # per round, warm-started from the parent
     max_domains: int = 500_000           # pool size at which we give up (``unknown``)
+    max_memory_gb: float | None = None   # cap on the process's memory (--max-memory); None:
+    # size batches and the pool from the free memory (branching/memory.py)
     attack_every: int = 4                # PGD inside the worst domains every N rounds
     progress_interval_s: float = 1.0
     neuron_refresh: Literal["after", "fixed", "all"] = "after"   # neuron splits: which
@@ -54,8 +58,9 @@ class BranchingOptions:
     beta_lr: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_domains < 1:
-            raise ValueError("BranchingOptions.batch_size and max_domains must be >= 1")
+        if self.batch_size < 1 or self.max_domains < 1 or self.input_batch_size < 1:
+            raise ValueError("BranchingOptions.batch_size, input_batch_size and max_domains "
+                             "must be >= 1")
 
 
 @dataclass(frozen=True)
