@@ -1,0 +1,22 @@
+"""The ablation table: counts, wrong answers and medians per benchmark and variant."""
+from benchmarks.ablations import table
+
+
+def _row(bench, name, result, t, correct="yes"):
+    return {"benchmark": bench, "onnx": "m.onnx", "vnnlib": name, "result": result,
+            "time_s": str(t), "correct": correct}
+
+
+def test_table_counts_medians_and_common_instances():
+    runs = {
+        "default": [_row("a", "p1", "unsat", 2.0), _row("a", "p2", "unsat", 10.0),
+                    _row("b", "p3", "timeout", 60.0, "")],
+        "babsr": [_row("a", "p1", "unsat", 4.0), _row("a", "p2", "timeout", 60.0, ""),
+                  _row("b", "p3", "sat", 5.0, "WRONG")],
+    }
+    lines = table(runs, ["a", "b"]).splitlines()
+    assert "| a | default | 2 / 2 | 0 | 6.0 | 2.0 (1) |" in lines
+    assert "| a | babsr | 1 / 2 | 0 | 4.0 | 4.0 (1) |" in lines
+    # a wrong answer never counts as solved, and is reported
+    assert "| b | babsr | 0 / 1 | 1 | - | - (0) |" in lines
+    assert "| TOTAL | default | 2 / 3 | 0 | 6.0 | 2.0 (1) |" in lines
