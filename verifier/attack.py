@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 _PAD_THRESHOLD = 1e30     # padded rows: 0.y <= 1e30, always satisfied
 _MAX_POINT_ELEMENTS = 2_000_000   # cap on batch * input_size per forward pass
 _WORK_PER_FORWARD = 3e7           # about batch * (parameters + input size) per forward pass
+_FIRST_STEP = 0.25                # first PGD step as a share of each dimension's box width
+_REFINE_SCALE = 0.02              # near-miss restarts: box share of their noise and first step
+_MOMENTUM = 0.75                  # APGD's weight of the new step against the last one
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,32 @@ def build_targets(prop: Property, dtype: torch.dtype, device: torch.device) -> T
                    disjunct=np.array([p[0] for p in pairs]), clause=np.array([p[1] for p in pairs]))
 
 
+def row_values(graph: Graph, x: torch.Tensor, coeffs: torch.Tensor,
+               thresholds: torch.Tensor) -> torch.Tensor:
+    """Per point and row ``c_i.y - d_i``; x: (B, n), coeffs: (B, R, m) -> (B, R)."""
+    y = evaluate(graph, x.reshape(x.shape[0], *graph.input_shape),
+                 surrogate_gradients=x.requires_grad).reshape(x.shape[0], -1)
+    return torch.einsum("brm,bm->br", coeffs, y) - thresholds
+
+
 def margins(graph: Graph, x: torch.Tensor, coeffs: torch.Tensor,
             thresholds: torch.Tensor) -> torch.Tensor:
     """Per point the clause margin ``max_i (c_i.y - d_i)``; x: (B, n), coeffs: (B, R, m) -> (B,)."""
-    y = evaluate(graph, x.reshape(x.shape[0], *graph.input_shape),
-                 surrogate_gradients=x.requires_grad).reshape(x.shape[0], -1)
-    rows = torch.einsum("brm,bm->br", coeffs, y) - thresholds
-    return rows.max(dim=1).values
+    return row_values(graph, x, coeffs, thresholds).max(dim=1).values
+
+
+def _row_scale(coeffs: torch.Tensor) -> torch.Tensor:
+    """(B, R) 1-norm of each row's coefficients (1 for padded rows): rows in different units
+    (a voltage and a squared flow, say) then weigh alike in the loss."""
+    norm = coeffs.abs().sum(dim=2)
+    return torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def _hinge_loss(rows: torch.Tensor, scale: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """(B,) sum over rows of ``max(0, c_i.y - d_i + tolerance) / |c_i|``: every row still
+    unsatisfied pulls at once (the max of the rows would zig-zag between them near a thin
+    violation region); NaN counts as no pull."""
+    return (torch.nan_to_num(rows + tolerance, nan=0.0).clamp(min=0) / scale).sum(dim=1)
 
 
 def _points_per_forward(graph: Graph) -> int:
@@ -206,7 +228,7 @@ class Falsifier:
         refine[torch.arange(x.shape[0], device=x.device) % per_target < per_target // 4] = True
         width = targets.upper - targets.lower
         noise = (torch.rand(x.shape, generator=self.generator, dtype=x.dtype).to(x.device) - 0.5)
-        near = self._elite[owners] + noise * width * 0.02
+        near = self._elite[owners] + noise * width * _REFINE_SCALE
         near = torch.minimum(torch.maximum(near, targets.lower), targets.upper)
         x[refine] = near[refine]
         return refine
@@ -228,25 +250,46 @@ class Falsifier:
     def _descend(self, x: torch.Tensor, targets: Targets, deadline: float,
                  owners: torch.Tensor | None = None,
                  refine: torch.Tensor | None = None) -> Candidate | None:
+        """Sign-gradient PGD with momentum and a per-point step size (APGD-like, Croce & Hein
+        2020): every ``period`` steps a point that improved its loss in fewer than 3/4 of
+        the steps halves its step and restarts from its best point.  One fixed schedule is
+        too fast for landscapes that need many large steps (a residual far from its limit)
+        and too coarse for thin violation regions; halving on stagnation adapts to both."""
         width = targets.upper - targets.lower
-        if refine is not None:
-            width = width * torch.where(refine, 0.02, 1.0).unsqueeze(1)
         steps = max(1, self.options.steps)
-        first, last = 0.25, 1e-3
+        size = torch.full((x.shape[0], 1), _FIRST_STEP, dtype=x.dtype, device=x.device)
+        if refine is not None:
+            size[refine] = _FIRST_STEP * _REFINE_SCALE
+        scale = _row_scale(targets.coeffs)
+        period = max(2, steps // 4)
+        best_x, best_loss = x.clone(), torch.full_like(size[:, 0], math.inf)
+        period_start_loss, improved = best_loss.clone(), torch.zeros_like(size[:, 0])
+        previous, last_loss = x, torch.full_like(size[:, 0], math.inf)
         for step in range(steps):
-            size = first * (last / first) ** (step / max(1, steps - 1))
             x = x.detach().requires_grad_(True)
-            m = margins(self.graph, x, targets.coeffs, targets.thresholds)
+            rows = row_values(self.graph, x, targets.coeffs, targets.thresholds)
+            m = rows.max(dim=1).values
             found = self._first_violation(x, m.detach(), targets, 0)
             if found is not None:
                 return found
             if owners is not None and step % 10 == 0:
                 self._keep_elite(x, m, owners)
-            loss = torch.nan_to_num(m + self.options.tolerance, nan=0.0).clamp(min=0).sum()
-            (grad,) = torch.autograd.grad(loss, x)
+            loss = _hinge_loss(rows, scale, self.options.tolerance)
+            (grad,) = torch.autograd.grad(loss.sum(), x)
             with torch.no_grad():
-                x = torch.minimum(torch.maximum(x - size * width * grad.sign(), targets.lower),
-                                  targets.upper)
+                loss = loss.detach()
+                improved += (loss < last_loss).to(loss.dtype)
+                last_loss = loss
+                better = loss < best_loss
+                best_x[better], best_loss[better] = x.detach()[better], loss[better]
+                if (step + 1) % period == 0:
+                    stuck = (improved < 0.75 * period) | (best_loss >= period_start_loss)
+                    size[stuck] = size[stuck] / 2
+                    x = torch.where(stuck.unsqueeze(1), best_x, x.detach())
+                    previous = torch.where(stuck.unsqueeze(1), best_x, previous)
+                    period_start_loss, improved = best_loss.clone(), torch.zeros_like(improved)
+                x, previous = self._momentum_step(x.detach(), previous, grad, size * width,
+                                                  targets), x.detach()
             self.steps_done += 1
             if time.monotonic() >= deadline:
                 return None
@@ -255,3 +298,11 @@ class Falsifier:
         if owners is not None:
             self._keep_elite(x, m, owners)
         return self._first_violation(x, m, targets, 0)
+
+    @staticmethod
+    def _momentum_step(x: torch.Tensor, previous: torch.Tensor, grad: torch.Tensor,
+                       step: torch.Tensor, targets: Targets) -> torch.Tensor:
+        """z = P(x - step * sign(grad)); x' = P(x + a (z - x) + (1 - a)(x - previous))."""
+        clip = lambda v: torch.minimum(torch.maximum(v, targets.lower), targets.upper)  # noqa: E731
+        z = clip(x - step * grad.sign())
+        return clip(x + _MOMENTUM * (z - x) + (1 - _MOMENTUM) * (x - previous))
