@@ -3,6 +3,8 @@
     python -m benchmarks.acopf.report RESULTS.csv [--relu-only CSV] [--midpoint CSV] \\
         --out docs/ [--doc docs/acopf.md] [--note "how the runs were made"]
 
+Each variant may be given as several CSVs (a suite run in pieces): their rows are concatenated.
+
 Reads each results CSV and, next to it, the per-instance JSON reports that run-suite keeps
 (``<results dir>/<name>.json``: seconds, bab_rounds, domains_visited, splits_by_kind,
 best_bound_history).  Prints a markdown snippet with
@@ -53,6 +55,7 @@ class InstanceRun:
     time_s: float
     expected: str = ""
     report: dict | None = None
+    timeout_s: float | None = None
     stats: dict = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,7 +104,8 @@ def read_run(path: str | Path) -> list[InstanceRun]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [InstanceRun(row["onnx"], row["vnnlib"], row["result"], float(row["time_s"]),
-                        row.get("expected", ""), _read_report(path, row.get("result_file", "")))
+                        row.get("expected", ""), _read_report(path, row.get("result_file", "")),
+                        float(row["timeout_s"]) if row.get("timeout_s") else None)
             for row in rows]
 
 
@@ -152,12 +156,14 @@ def results_table(runs: list[InstanceRun]) -> str:
 
 
 def summary_line(runs: list[InstanceRun]) -> str:
-    """Solved count and median time of the solved instances."""
+    """Time limit, solved count and median time of the solved instances."""
     solved = [run.time_s for run in runs if run.solved]
+    limits = sorted({f"{run.timeout_s:g} s" for run in runs if run.timeout_s})
     wrong = sum(run.solved and run.expected in SOLVED and run.result != run.expected
                 for run in runs)
     median = f"{statistics.median(solved):.1f} s" if solved else "-"
-    return (f"{len(solved)} of {len(runs)} solved ({sum(r.result == 'unsat' for r in runs)} unsat, "
+    return (f"Time limit {' / '.join(limits) or 'unknown'} per instance: "
+            f"{len(solved)} of {len(runs)} solved ({sum(r.result == 'unsat' for r in runs)} unsat, "
             f"{sum(r.result == 'sat' for r in runs)} sat), median time of the solved ones "
             f"{median}, {wrong} wrong.")
 
@@ -228,12 +234,16 @@ def replace_marked(text: str, new: str) -> str:
 # -- command line -----------------------------------------------------------------------------
 
 def _variants(args) -> dict[str, list[InstanceRun]]:
-    variants = {"general branching (default)": read_run(args.results)}
+    variants = {"general branching (default)": _read_all(args.results)}
     if args.relu_only:
-        variants["--split relu-only"] = read_run(args.relu_only)
+        variants["--split relu-only"] = _read_all(args.relu_only)
     if args.midpoint:
-        variants["--branch-points midpoint"] = read_run(args.midpoint)
+        variants["--branch-points midpoint"] = _read_all(args.midpoint)
     return variants
+
+
+def _read_all(paths: list[str]) -> list[InstanceRun]:
+    return [run for path in paths for run in read_run(path)]
 
 
 def _make_plots(variants: dict[str, list[InstanceRun]], out: Path, hard: str | None,
@@ -275,9 +285,10 @@ def _relative(path: Path, doc_dir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="tables and plots for docs/acopf.md")
-    parser.add_argument("results", help="run-suite results CSV (default settings)")
-    parser.add_argument("--relu-only", help="the same suite run with --split relu-only")
-    parser.add_argument("--midpoint", help="the same suite run with --branch-points midpoint")
+    parser.add_argument("results", nargs="+", help="run-suite results CSV(s), default settings")
+    parser.add_argument("--relu-only", nargs="+", help="the same suite run with --split relu-only")
+    parser.add_argument("--midpoint", nargs="+",
+                        help="the same suite run with --branch-points midpoint")
     parser.add_argument("--out", default="docs", help="folder for img/*.png (default docs)")
     parser.add_argument("--doc", help="markdown file whose report markers get the tables")
     parser.add_argument("--hard", help="instance for the bound plot, e.g. 14_ieee_prop1 "

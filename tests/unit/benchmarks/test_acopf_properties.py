@@ -182,6 +182,31 @@ def test_benchmark_file_is_the_built_property(folder, name, number):
     np.testing.assert_allclose(rebuilt.upper, want.upper, rtol=0, atol=ROUNDING)
 
 
+
+@pytest.mark.parametrize("name, number", sorted(FILES))
+def test_exported_benchmark_property_matches_the_file(folder, tmp_path, name, number):
+    """The VNN-LIB *file* we write for the same parameters equals the benchmark file: exactly
+    (to the printed digits) with the file's jitter, within ``random_perc`` without it."""
+    grid = grid_of(folder, name)
+    original = folder / "vnnlib" / f"{name}_prop{number}.vnnlib"
+    want = parse_vnnlib(original, num_inputs=grid.num_inputs,
+                        num_outputs=grid.num_outputs).disjuncts[0]
+    spec = ml4acopf.benchmark_spec(grid, number, folder / "data")
+    jitter = props.recover_jitter(grid, props.LoadBox(want.lower, want.upper), spec.box,
+                                  spec.loads)
+    for jitter_used, tolerance in ((jitter, 0.0), (None, spec.box.random_perc)):
+        path = write_vnnlib(ml4acopf.spec_property(grid, spec, jitter=jitter_used),
+                            tmp_path / f"{name}_prop{number}.vnnlib")
+        got = parse_vnnlib(path, num_inputs=grid.num_inputs,
+                           num_outputs=grid.num_outputs).disjuncts[0]
+        slack = tolerance * np.maximum(np.abs(want.lower), np.abs(want.upper)) + ROUNDING
+        assert np.all(np.abs(got.lower - want.lower) <= slack)
+        assert np.all(np.abs(got.upper - want.upper) <= slack)
+        assert len(got.clauses) == len(want.clauses)
+        for a, b in zip(want.clauses, got.clauses):
+            assert np.array_equal(a.coeffs, b.coeffs)
+            np.testing.assert_allclose(a.thresholds, b.thresholds, rtol=0, atol=ROUNDING)
+
 def test_benchmark_rules_pick_bus_and_line_by_rank(folder):
     grid = grid_of(folder, "14_ieee")
     assert props.line_by_rating_rank(grid, 5) == 12

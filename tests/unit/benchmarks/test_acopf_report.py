@@ -76,7 +76,8 @@ def test_tables_list_every_instance_with_its_kind_and_work(runs):
     assert "| 14_ieee_prop1 | power balance, all buses | unsat | unsat | 30.5 | 5 | 20 | " \
            "ReLU 7, sin/cos 3, product 3 |" in table
     assert "| 14_ieee_prop7 | power balance at one bus | unsat | timeout | 61.0 | - | - | - |" in table
-    assert report.summary_line(default).startswith("2 of 3 solved (2 unsat, 0 sat)")
+    assert report.summary_line(default).startswith(
+        "Time limit 60 s per instance: 2 of 3 solved (2 unsat, 0 sat)")
     assert report.hardest(default).name == "14_ieee_prop1"
 
 
@@ -114,3 +115,8 @@ def test_plots_are_small_pngs(runs, tmp_path):
     for name in (report.BOUND_PLOT, report.SPLITS_PLOT):
         data = (out / "img" / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) < 200_000
+
+
+def test_a_variant_may_come_in_several_csvs(runs):
+    both = report._read_all([str(runs[0]), str(runs[1])])
+    assert len(both) == 6 and both[3].result == "timeout"
