@@ -40,13 +40,23 @@ def bound_history_plot(runs: dict, name: str, path: Path) -> Path:
         times, bounds = zip(*points)
         ax.step(times, bounds, where="post", label=f"{label}: {run.result} in {run.time_s:.0f} s")
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_yscale("symlog", linthresh=1e-4)
+    _bound_scale(ax, [b for run in runs.values() if run is not None for _, b in run.bound_history])
     ax.set_xlabel("seconds since the first BaB round")
     ax.set_ylabel("worst lower bound of the margin\n(proved at 0)")
     ax.set_title(f"{name}: BaB lower bound over time")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, plt, path)
+
+
+def _bound_scale(ax, bounds: list[float]) -> None:
+    """Linear when the bounds span less than two decades (typical near a proof: -2e-6 ..
+    -4e-7), else symmetric-log so early large gaps do not flatten the end."""
+    sizes = [abs(b) for b in bounds if b != 0.0]
+    if sizes and max(sizes) / min(sizes) > 100:
+        ax.set_yscale("symlog", linthresh=min(sizes))
+    else:
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
 
 
 def splits_plot(totals: dict[str, Counter], path: Path,

@@ -89,6 +89,22 @@ class InstanceRun:
         return out
 
 
+def decided_by(run: InstanceRun) -> str:
+    """Which stage gave the answer, from the instance's message: "alpha bounds" (bound
+    propagation alone), "BaB", "attack"; "-" when unsolved or unknown."""
+    message = (run.report or {}).get("message", "")
+    bounds = re.search(r"proved by (\w+) bound propagation", message)
+    if not run.solved:
+        return "-"
+    if bounds:
+        return f"{bounds.group(1)} bounds"
+    if "branch-and-bound" in message or "in BaB" in message:
+        return "BaB"
+    if "attack" in message:
+        return "attack"
+    return "-"
+
+
 def property_kind(name: str) -> str:
     """The kind of an ml4acopf property from its file name ``{grid}_prop{n}``."""
     match = re.search(r"_prop(\d+)$", name)
@@ -144,13 +160,14 @@ def _count(value) -> str:
 
 def results_table(runs: list[InstanceRun]) -> str:
     """One row per instance: property kind, expected and obtained answer, time, BaB work."""
-    lines = ["| instance | property | expected | result | time (s) | BaB rounds | domains | "
-             "splits by kind |",
-             "|---|---|---|---|---:|---:|---:|---|"]
+    lines = ["| instance | property | expected | result | decided by | time (s) | BaB rounds | "
+             "domains | splits by kind |",
+             "|---|---|---|---|---|---:|---:|---:|---|"]
     for run in runs:
         stats = run.stats
         lines.append(f"| {run.name} | {property_kind(run.name)} | {run.expected or '-'} | "
-                     f"{run.result} | {run.time_s:.1f} | {_count(stats.get('bab_rounds'))} | "
+                     f"{run.result} | {decided_by(run)} | {run.time_s:.1f} | "
+                     f"{_count(stats.get('bab_rounds'))} | "
                      f"{_count(stats.get('domains_visited'))} | {_format_splits(run.splits)} |")
     return "\n".join(lines)
 

@@ -26,8 +26,10 @@ def fake_run(folder: Path, rows: list[tuple[str, str, float, dict | None]]) -> P
             result_file = result_dir / f"{k:03d}_ml4acopf_2023_14_ieee_ml4acopf_{stem}.txt"
             result_file.write_text(result + "\n")
             if stats is not None:
+                message = ("proved by branch-and-bound" if stats.get("bab_rounds")
+                           else "proved by alpha bound propagation")
                 result_file.with_suffix(".json").write_text(json.dumps(
-                    {"result": result, "stats": stats}))
+                    {"result": result, "message": message, "stats": stats}))
             writer.writerow({"benchmark": "ml4acopf_2023", "onnx": "onnx/14_ieee_ml4acopf.onnx",
                              "vnnlib": f"vnnlib/{stem}.vnnlib", "timeout_s": 60, "result": result,
                              "time_s": seconds, "expected": "unsat", "correct": "",
@@ -73,9 +75,12 @@ def test_read_run_finds_the_json_after_the_run_folder_moved(runs, tmp_path):
 def test_tables_list_every_instance_with_its_kind_and_work(runs):
     default = report.read_run(runs[0])
     table = report.results_table(default)
-    assert "| 14_ieee_prop1 | power balance, all buses | unsat | unsat | 30.5 | 5 | 20 | " \
+    assert "| 14_ieee_prop1 | power balance, all buses | unsat | unsat | BaB | 30.5 | 5 | 20 | " \
            "ReLU 7, sin/cos 3, product 3 |" in table
-    assert "| 14_ieee_prop7 | power balance at one bus | unsat | timeout | 61.0 | - | - | - |" in table
+    assert "| 14_ieee_prop2 | thermal limit of one line | unsat | unsat | alpha bounds | 6.2 |" \
+        in table
+    assert ("| 14_ieee_prop7 | power balance at one bus | unsat | timeout | - | 61.0 | - | - | - |"
+            in table)
     assert report.summary_line(default).startswith(
         "Time limit 60 s per instance: 2 of 3 solved (2 unsat, 0 sat)")
     assert report.hardest(default).name == "14_ieee_prop1"
