@@ -32,7 +32,8 @@ _PAD_THRESHOLD = 1e30     # padded rows: 0.y <= 1e30, always satisfied
 _MAX_POINT_ELEMENTS = 2_000_000   # cap on batch * input_size per forward pass
 _WORK_PER_FORWARD = 3e7           # about batch * (parameters + input size) per forward pass
 _FIRST_STEP = 0.25                # first PGD step as a share of each dimension's box width
-_REFINE_SCALE = 0.02              # near-miss restarts: box share of their noise and first step
+_REFINE_SCALES = (1e-3, 0.2)      # near-miss restarts: range of the box share of their noise
+                                  # and first step
 _MOMENTUM = 0.75                  # APGD's weight of the new step against the last one
 
 
@@ -169,11 +170,22 @@ class Falsifier:
         u = torch.rand(lower.shape, generator=self.generator, dtype=lower.dtype).to(self.device)
         return lower + u * (upper - lower)
 
+    def _restart_points(self, targets: Targets) -> torch.Tensor:
+        """(T, n) PGD starting points, one per target row: even rows uniform in the box, odd
+        rows with each coordinate on its lower face, its upper face or uniform (a third each).
+        Counterexamples often lie on faces of the box, and PGD from interior points
+        converges to interior local optima."""
+        u = torch.rand(targets.lower.shape, generator=self.generator,
+                       dtype=targets.lower.dtype).to(self.device)
+        faces = torch.arange(u.shape[0], device=self.device) % 2 == 1
+        u[faces] = ((u[faces] - 0.5) * 3 + 0.5).clamp(0, 1)
+        return targets.lower + u * (targets.upper - targets.lower)
+
     def _sample(self, deadline: float) -> Candidate | None:
         per_target = max(1, self.options.samples // max(1, self.targets.count))
-        x = self._uniform(self.targets, per_target)
         owners = torch.arange(self.targets.count, device=self.device).repeat_interleave(per_target)
-        return self._try_points(x, self.targets.subset(owners), deadline)
+        targets = self.targets.subset(owners)
+        return self._try_points(self._restart_points(targets), targets, deadline)
 
     def _try_points(self, x: torch.Tensor, targets: Targets,
                     deadline: float = math.inf) -> Candidate | None:
@@ -207,11 +219,11 @@ class Falsifier:
         owners = torch.arange(self.targets.count, device=self.device).repeat_interleave(per_target)
         for part in _chunks(owners.numel(), budget):
             targets = self.targets.subset(owners[part])
-            x = self._uniform(targets, 1)
+            x = self._restart_points(targets)
             if self.restarts_done == 0 and part.start == 0:
                 x[::per_target] = ((targets.lower + targets.upper) / 2)[::per_target]
-            refine = self._near_elite(x, owners[part], targets, per_target)
-            found = self._descend(x, targets, deadline, owners[part], refine)
+            scale = self._near_elite(x, owners[part], targets, per_target)
+            found = self._descend(x, targets, deadline, owners[part], scale)
             self.restarts_done += x.shape[0]
             if found is not None or time.monotonic() >= deadline:
                 return found
@@ -219,19 +231,24 @@ class Falsifier:
 
     def _near_elite(self, x: torch.Tensor, owners: torch.Tensor, targets: Targets,
                     per_target: int) -> torch.Tensor:
-        """Restart a quarter of the points close to the best point of their target so far
-        (exploitation: thin violation regions are found by refining near-misses); returns the
-        mask of those points, which then take smaller steps."""
-        refine = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        """Restart half of the points close to the best point of their target so far
+        (exploitation: thin violation regions are found by refining near-misses).  Each such
+        point draws its own neighbourhood, a share of the box between ``_REFINE_SCALES``
+        (log-uniform), since how far the violation region lies from a near miss is unknown.
+        Returns the (B,) scale of every point's first step (1 for fresh restarts)."""
+        scale = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
         if self._elite is None or per_target < 4:
-            return refine
-        refine[torch.arange(x.shape[0], device=x.device) % per_target < per_target // 4] = True
+            return scale
+        refine = torch.arange(x.shape[0], device=x.device) % per_target < per_target // 2
+        low, high = (math.log(s) for s in _REFINE_SCALES)
+        u = torch.rand(x.shape[0], generator=self.generator, dtype=x.dtype).to(x.device)
+        scale[refine] = torch.exp(low + u * (high - low))[refine]
         width = targets.upper - targets.lower
         noise = (torch.rand(x.shape, generator=self.generator, dtype=x.dtype).to(x.device) - 0.5)
-        near = self._elite[owners] + noise * width * _REFINE_SCALE
+        near = self._elite[owners] + noise * width * scale.unsqueeze(1)
         near = torch.minimum(torch.maximum(near, targets.lower), targets.upper)
         x[refine] = near[refine]
-        return refine
+        return scale
 
     def _keep_elite(self, x: torch.Tensor, m: torch.Tensor, owners: torch.Tensor) -> None:
         if self._elite is None:
@@ -249,7 +266,7 @@ class Falsifier:
 
     def _descend(self, x: torch.Tensor, targets: Targets, deadline: float,
                  owners: torch.Tensor | None = None,
-                 refine: torch.Tensor | None = None) -> Candidate | None:
+                 scale: torch.Tensor | None = None) -> Candidate | None:
         """Sign-gradient PGD with momentum and a per-point step size (APGD-like, Croce & Hein
         2020): every ``period`` steps a point that improved its loss in fewer than 3/4 of
         the steps halves its step and restarts from its best point.  One fixed schedule is
@@ -258,8 +275,8 @@ class Falsifier:
         width = targets.upper - targets.lower
         steps = max(1, self.options.steps)
         size = torch.full((x.shape[0], 1), _FIRST_STEP, dtype=x.dtype, device=x.device)
-        if refine is not None:
-            size[refine] = _FIRST_STEP * _REFINE_SCALE
+        if scale is not None:
+            size = size * scale.unsqueeze(1)
         scale = _row_scale(targets.coeffs)
         period = max(2, steps // 4)
         best_x, best_loss = x.clone(), torch.full_like(size[:, 0], math.inf)
