@@ -21,7 +21,9 @@ class Domains:
     """lower, upper: (B, n) input boxes; margins: (B, K) per clause; depth: (B,) splits so far;
     interm: tensor name -> (lower, upper) of shape (B, *shape), intervals narrowed by splits;
     sensitivity: (B, n) how strongly the last bound's open rows depend on each input
-    (sum of |input coefficients|), which input splitting uses to pick a dimension."""
+    (sum of |input coefficients|), which input splitting uses to pick a dimension;
+    alpha: node -> ``(k, B, rows, *shape)`` and beta: tensor -> ``(B, rows, n)`` pairs, the
+    bound parameters that gave the margins, which children start from (neuron splits)."""
 
     lower: Tensor
     upper: Tensor
@@ -29,6 +31,8 @@ class Domains:
     depth: Tensor
     interm: Mapping[str, Pair] = field(default_factory=dict)
     sensitivity: Tensor | None = None
+    alpha: Mapping[str, Tensor] = field(default_factory=dict)
+    beta: Mapping[str, Pair] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.lower.shape[0]
@@ -42,7 +46,9 @@ class Domains:
         return Domains(self.lower[index], self.upper[index], self.margins[index],
                        self.depth[index],
                        {k: (lo[index], up[index]) for k, (lo, up) in self.interm.items()},
-                       None if self.sensitivity is None else self.sensitivity[index])
+                       None if self.sensitivity is None else self.sensitivity[index],
+                       {k: a[:, index] for k, a in self.alpha.items()},
+                       {k: (b_l[index], b_u[index]) for k, (b_l, b_u) in self.beta.items()})
 
     def with_margins(self, margins: Tensor, sensitivity: Tensor | None = None) -> "Domains":
         return replace(self, margins=margins, sensitivity=sensitivity)
@@ -59,7 +65,34 @@ class Domains:
                        torch.cat([p.margins for p in parts]), torch.cat([p.depth for p in parts]),
                        {k: (torch.cat([p.interm[k][0] for p in parts]),
                             torch.cat([p.interm[k][1] for p in parts])) for k in keys},
-                       sensitivity)
+                       sensitivity, _cat_alpha(parts), _cat_beta(parts))
+
+
+def _common(parts: list[Domains], field_name: str) -> list[str]:
+    """Keys every part has with the same trailing shape (warm starts are optional: a key
+    some part lacks, or with another shape, is dropped)."""
+    maps = [getattr(p, field_name) for p in parts]
+    if not maps or not all(maps):
+        return []
+    return [k for k in maps[0] if all(k in m for m in maps)]
+
+
+def _cat_alpha(parts: list[Domains]) -> dict[str, Tensor]:
+    out = {}
+    for k in _common(parts, "alpha"):
+        ts = [p.alpha[k] for p in parts]
+        if all(t.shape[0] == ts[0].shape[0] and t.shape[2:] == ts[0].shape[2:] for t in ts):
+            out[k] = torch.cat(ts, dim=1)
+    return out
+
+
+def _cat_beta(parts: list[Domains]) -> dict[str, Pair]:
+    out = {}
+    for k in _common(parts, "beta"):
+        pairs = [p.beta[k] for p in parts]
+        if all(b[0].shape[1:] == pairs[0][0].shape[1:] for b in pairs):
+            out[k] = (torch.cat([b[0] for b in pairs]), torch.cat([b[1] for b in pairs]))
+    return out
 
 
 class Pool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -70,6 +70,7 @@ class _Search:
     bound_options: BoundOptions
     deadline: float
     stats: Stats
+    child_batch: int = 1 << 30     # children bounded per call; halved on out-of-memory
 
 
 def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
@@ -97,7 +98,8 @@ def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
     search = _Search(graph, plan, spec, nodes, shortcuts(plan, root.linear, nodes), interm,
                      options, bound_options, deadline, stats)
     depth = torch.zeros(1, dtype=torch.long, device=dev)
-    return _loop(search, Pool(Domains(lower, upper, margins, depth, interm)))
+    start = Domains(lower, upper, margins, depth, interm, alpha=dict(root.alpha))
+    return _loop(search, Pool(start))
 
 
 def _loop(search: _Search, pool: Pool) -> BabOutcome:
@@ -108,7 +110,7 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         stop = limit_reached(pool, search.deadline, options.max_domains)
         if stop is not None:
             return stop
-        parents = pool.pop(options.batch_size)
+        parents = pool.pop(max(1, min(options.batch_size, search.child_batch // 2)))
         try:
             children = _branch(search, parents)
         except _Exhausted:
@@ -138,16 +140,42 @@ def _branch(search: _Search, parents: Domains) -> Domains:
         mine = [SplitDecision(d.tensor, d.index[splittable], d.split_at[splittable])
                 for d in decisions]
         mine = [d for d in mine if bool((d.index >= 0).any())]
-        parts.append(_bound(search, split_neurons(chosen, mine, dict(chosen.interm)),
-                            _fixed(search, first)))
+        _count_splits(search, mine)
+        children = _inherit(split_neurons(chosen, mine, dict(chosen.interm)), chosen)
+        parts.append(_bound(search, children, _fixed(search, first)))
     rest = torch.nonzero(exhausted).flatten()
     if len(rest):
         chosen = parents.select(rest)
         width = chosen.upper - chosen.lower
         if bool((width.amax(dim=1) <= 0).any()):
             raise _Exhausted()
-        parts.append(_bound(search, split_inputs(chosen, width.argmax(dim=1)), frozenset()))
+        search.stats.add_splits("input", len(rest))
+        children = _inherit(split_inputs(chosen, width.argmax(dim=1)), chosen)
+        parts.append(_bound(search, children, frozenset()))
     return Domains.cat(parts)
+
+
+def _inherit(children: Domains, parents: Domains) -> Domains:
+    """Children ``[left..., right...]`` start their optimisation from their parent's alpha and
+    beta (algorithms.md 4.2: warm start), which keeps a child's bound near its parent's after a
+    few steps instead of starting from CROWN again."""
+    alpha = {k: torch.cat([a, a], dim=1) for k, a in parents.alpha.items()}
+    beta = {k: (torch.cat([b_l, b_l]), torch.cat([b_u, b_u]))
+            for k, (b_l, b_u) in parents.beta.items()}
+    return replace(children, alpha=alpha, beta=beta)
+
+
+def split_kind(node: SplitNode) -> str:
+    """The statistics name of a split neuron: its consumers' lower-cased op types
+    ("relu", "sigmoid", "mul"; "sin/cos" for a neuron feeding both)."""
+    ops = sorted({n.op_type.lower() for n in node.consumers}, reverse=True)
+    return "/".join(ops) or "other"
+
+
+def _count_splits(search: _Search, decisions: list[SplitDecision]) -> None:
+    kinds = {n.tensor: split_kind(n) for n in search.nodes}
+    for d in decisions:
+        search.stats.add_splits(kinds[d.tensor], int((d.index >= 0).sum()))
 
 
 class _Exhausted(Exception):
@@ -166,7 +194,7 @@ def _points(search: _Search, node: SplitNode, lower: Tensor, upper: Tensor) -> T
 def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision], int, Tensor]:
     """One decision per split tensor (index -1 for domains split elsewhere), the position
     of the earliest split tensor used and (B,) which domains have no candidate."""
-    spec = search.spec
+    _, spec = _open_rows(search.spec, parents.margins)
     current = spec_bounds(search.graph, parents.lower, parents.upper, spec.coeffs,
                           method="crown", deadline=search.deadline, interm=parents.interm,
                           refresh=False, record_coeffs=True)
@@ -201,24 +229,95 @@ def _fixed(search: _Search, first: int) -> frozenset[str] | None:
     return frozenset(names[:first + 1])
 
 
+_OOM_ERRORS = (torch.OutOfMemoryError, MemoryError, RuntimeError)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
 def _bound(search: _Search, children: Domains, fixed: frozenset[str]) -> Domains:
-    """Bound every child in one call and raise its margins (never below the parent's)."""
+    """Bound all children (in one call when memory allows) and raise their margins (never
+    below the parent's).  Out of memory halves the number of children per call, for this
+    batch and the rest of the search (``search.child_batch``), and retries."""
+    done, start = [], 0
+    while start < len(children):
+        size = min(search.child_batch, len(children) - start)
+        part = children.select(torch.arange(start, start + size, device=children.lower.device))
+        try:
+            done.append(_bound_batch(search, part, fixed))
+        except _OOM_ERRORS as error:
+            if not _out_of_memory(error) or size <= 1:
+                raise
+            search.child_batch = max(1, size // 2)
+            logger.info("out of memory bounding %d children: %d per call from now on",
+                        size, search.child_batch)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        start += size
+    return Domains.cat(done)
+
+
+def _bound_batch(search: _Search, children: Domains, fixed: frozenset[str]) -> Domains:
+    """One ``spec_bounds`` call on a batch of children, warm-started from their parents, on
+    the spec rows of clauses some child has not refuted yet (the others cost as much as open
+    ones and cannot change a margin that is already positive)."""
     opts = search.options
+    rows, spec = _open_rows(search.spec, children.margins)
     options = BoundOptions(method=opts.neuron_method, alpha_iterations=opts.alpha_iterations,
                            alpha_lr=search.bound_options.alpha_lr)
-    result = spec_bounds(search.graph, children.lower, children.upper, search.spec.coeffs,
+    warm_alpha = {k: a[:, :, rows] for k, a in children.alpha.items()}
+    result = spec_bounds(search.graph, children.lower, children.upper, spec.coeffs,
                          method=opts.neuron_method, options=options, deadline=search.deadline,
-                         thresholds=search.spec.thresholds.to(children.lower.dtype),
-                         groups=search.spec.groups, interm=children.interm,
+                         state=warm_alpha or None,
+                         thresholds=spec.thresholds.to(children.lower.dtype),
+                         groups=spec.groups, interm=children.interm,
                          fixed=fixed,
-                         split_constraints=_constraints(search, children))
-    margins = torch.maximum(children.margins, search.spec.clause_margins(result.lower))
+                         split_constraints=_constraints(search, children, rows))
+    margins = torch.maximum(children.margins, spec.clause_margins(result.lower))
     interm = {t: _narrowed(result.intermediate[t], children.interm[t])
               for t in children.interm}
-    return Domains(children.lower, children.upper, margins, children.depth, interm)
+    total = len(search.spec.groups)
+    alpha = {k: _put_rows(children.alpha.get(k), a, rows, 2, total)
+             for k, a in result.alpha.items()}
+    beta = {k: tuple(_put_rows(old, new, rows, 1, total)
+                     for old, new in zip(children.beta.get(k, (None, None)), pair))
+            for k, pair in result.beta.items()}
+    return Domains(children.lower, children.upper, margins, children.depth, interm,
+                   alpha=alpha, beta=beta)
 
 
-def _constraints(search: _Search, children: Domains) -> SplitConstraints | None:
+def _open_rows(spec: Spec, margins: Tensor) -> tuple[Tensor, Spec]:
+    """The rows of clauses open in some domain (``margins`` (B, K) <= 0), and the spec of
+    just those rows (same clause ids, so its ``clause_margins`` fill the others with -inf)."""
+    open_clause = (margins <= 0).any(dim=0)
+    rows = torch.nonzero(open_clause[spec.groups.clamp(min=0)] & (spec.groups >= 0)).flatten()
+    if len(rows) == len(spec.groups):
+        return rows, spec
+    return rows, Spec(spec.coeffs[rows], spec.thresholds[rows], spec.groups[rows],
+                      spec.num_clauses)
+
+
+def _put_rows(full: Tensor | None, part: Tensor, rows: Tensor, axis: int, total: int) -> Tensor:
+    """``part`` (rows ``rows`` along ``axis``) written into a copy of ``full`` (``total``
+    rows); without a fitting ``full`` the other rows are zeros (only ever a warm start, and
+    alpha starts are projected onto the feasible set before use)."""
+    part = part.detach()
+    if len(rows) == total and full is None:
+        return part
+    shape = list(part.shape)
+    shape[axis] = total
+    if full is None or list(full.shape) != shape:
+        full = part.new_zeros(shape)
+    out = full.clone()
+    out.index_copy_(axis, rows, part)
+    return out
+
+
+def _constraints(search: _Search, children: Domains, rows: Tensor) -> SplitConstraints | None:
     """Beta on every neuron whose interval a split (or a recomputation after one) narrowed
     below the root's: those bounds are valid constraints of the child's domain."""
     if search.options.beta_iterations <= 0:
@@ -227,7 +326,9 @@ def _constraints(search: _Search, children: Domains) -> SplitConstraints | None:
     for name, (lo, up) in children.interm.items():
         r_lo, r_up = search.root[name]
         masks[name] = (lo > r_lo, up < r_up)
-    return SplitConstraints(masks, search.options.beta_iterations, search.options.beta_lr)
+    warm = {k: (b_l[:, rows], b_u[:, rows]) for k, (b_l, b_u) in children.beta.items()}
+    return SplitConstraints(masks, search.options.beta_iterations, search.options.beta_lr,
+                            warm=warm or None)
 
 
 def _narrowed(computed, given) -> tuple[Tensor, Tensor]:
