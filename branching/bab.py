@@ -9,10 +9,11 @@ rounds.  Every candidate goes through ``check`` (the onnxruntime re-check) befor
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -21,8 +22,8 @@ from torch import Tensor
 
 from bounds.engine import spec_bounds
 from branching.domain import Domains, Pool
-from branching.heuristics import choose_input_dims, input_sensitivity
-from branching.split import split_inputs
+from branching.heuristics import clause_sensitivity, rank_input_dims
+from branching.split import split_input_dims
 from verifier.forward import evaluate
 from verifier.graph import Graph
 from verifier.options import AttackOptions, BoundOptions, BranchingOptions
@@ -79,6 +80,30 @@ class Spec:
         """(B, m) outputs -> (B, K) clause margins at those points (<= 0: violated)."""
         return self.clause_margins(y @ self.coeffs.T)
 
+    @functools.cached_property
+    def distinct(self) -> tuple[Tensor, Tensor]:
+        """``(rows, members)``: one row index per distinct (coefficients, threshold) pair, (U,),
+        and which clauses contain it, (U, K) bool.  Properties often repeat a row in every
+        clause (a shared premise); bounding it once saves most of the backward pass."""
+        table = torch.cat([self.coeffs.double(), self.thresholds.unsqueeze(1)], dim=1)
+        _, inverse = torch.unique(table, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), len(inverse), dtype=torch.long,
+                           device=inverse.device)
+        first = first.scatter_reduce(0, inverse, torch.arange(len(inverse),
+                                                              device=inverse.device), "amin")
+        members = torch.zeros(len(first), self.num_clauses, dtype=torch.bool,
+                              device=inverse.device)
+        members[inverse, self.groups] = True
+        return first, members
+
+    def margins_of(self, rows: Tensor, members: Tensor, row_lower: Tensor) -> Tensor:
+        """(B, U') lower bounds of the distinct ``rows`` -> (B, K) clause margins (clauses
+        with none of these rows: -inf)."""
+        margin = torch.nan_to_num(row_lower.double() - self.thresholds[rows], nan=-math.inf)
+        masked = torch.where(members.unsqueeze(0), margin.unsqueeze(-1), -math.inf)
+        return masked.amax(dim=1) if len(rows) else margin.new_full(
+            (row_lower.shape[0], self.num_clauses), -math.inf)
+
 
 @dataclass
 class _Search:
@@ -92,6 +117,9 @@ class _Search:
     deadline: float
     stats: Stats
     falsifier: object | None = None   # PGD over the whole disjunct, continued between rounds
+    chunk: int = 1 << 16              # most domains per bound call; halved on out-of-memory
+    attack_s: float = 0.0             # seconds spent attacking inside BaB so far
+    started: float = field(default_factory=time.monotonic)
 
 
 def input_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *, options: BranchingOptions,
@@ -107,7 +135,7 @@ def input_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *, options: 
     root = Domains(lower, upper, torch.full((1, spec.num_clauses), -math.inf, dtype=torch.float64,
                                             device=dev), torch.zeros(1, dtype=torch.long,
                                                                      device=dev))
-    root = _bound(search, root)
+    root = bound_domains(search, root)
     if bool((root.worst > 0).all()):
         return BabOutcome(BabStatus.VERIFIED, reason="proved at the root")
     return _loop(search, Pool(root))
@@ -122,37 +150,88 @@ def limit_reached(pool: Pool, deadline: float, max_domains: int) -> BabOutcome |
     return None
 
 
+_FIRST_CHILDREN = 16   # children of the first round
+_GROWTH = 4            # batch growth per round while it pays
+_GAIN = 1.15           # a larger batch must bound this much faster per domain to be kept
+_MAX_DEPTH = 8         # most dimensions bisected at once in one domain
+
+
+@dataclass
+class BatchSize:
+    """Children bounded per round, tuned while running: start small (an instance that a few
+    splits settle costs little) and grow ``_GROWTH``-fold while the bounding rate (domains per
+    second) keeps improving.  Tiny models gain up to tens of thousands of domains per call;
+    wider ones stop gaining (memory traffic) at a few hundred, and then go back a step."""
+
+    cap: int
+    size: int = _FIRST_CHILDREN
+    settled: bool = False
+    _best_rate: float = 0.0
+    _best_size: int = 0
+
+    def __post_init__(self) -> None:
+        self.size = max(2, min(self.size, self.cap))
+
+    def observe(self, children: int, seconds: float) -> None:
+        """Record one round; only a round that filled the batch says anything about it."""
+        if self.settled or children < self.size:
+            return
+        rate = children / max(seconds, 1e-9)
+        if rate > _GAIN * self._best_rate and self.size < self.cap:
+            self._best_rate, self._best_size = rate, self.size
+            self.size = min(self.cap, self.size * _GROWTH)
+            return
+        if rate < self._best_rate:
+            self.size = self._best_size
+        self.settled = True
+
+
+def _split_depth(budget: int, parents: int, free_dims: int) -> int:
+    """Dimensions to bisect per parent so that ``parents * 2**depth`` fills ``budget``."""
+    depth = int(math.floor(math.log2(max(1.0, budget / max(1, parents)))))
+    return max(1, min(depth, free_dims, _MAX_DEPTH))
+
+
 def _loop(search: _Search, pool: Pool) -> BabOutcome:
     stats, options = search.stats, search.options
-    last_report = last_explore = time.monotonic()
+    last_report = time.monotonic()
+    free_dims = int((search.spec.coeffs.new_tensor(search.disjunct.upper)
+                     > search.spec.coeffs.new_tensor(search.disjunct.lower)).sum())
     rounds = 0
+    batch = BatchSize(options.input_batch_size)
     while len(pool):
         stop = limit_reached(pool, search.deadline, options.max_domains)
         if stop is not None:
             return stop
-        parents = pool.pop(options.batch_size)
+        begun = time.monotonic()
+        budget = batch.size
+        parents = pool.pop(max(1, budget // 2))
         splittable = (parents.upper - parents.lower).amax(dim=1) > 0
         if not bool(splittable.all()):
             return BabOutcome(BabStatus.UNKNOWN, reason="a domain shrank to a point unproved")
-        dims = choose_input_dims(search.graph, parents, search.spec.coeffs, search.spec.groups)
-        children = split_inputs(parents, dims)
+        depth = _split_depth(budget, len(parents), free_dims)
+        dims = rank_input_dims(search.graph, parents, search.spec.coeffs, search.spec.groups,
+                               depth)
+        children = split_input_dims(parents, dims)
+        stats.add_splits("input", len(children) - len(parents))
         found = _check_centres(search, children)
         if found is not None:
             return BabOutcome(BabStatus.FALSIFIED, found, "counterexample inside a sub-domain")
-        children = _bound(search, children)
+        children = bound_domains(search, children)
         alive = children.select(torch.nonzero(children.worst <= 0).flatten())
         pool.push(alive)
+        batch.observe(len(children), time.monotonic() - begun)
         rounds += 1
         _record(stats, rounds, len(children), len(pool), pool.worst_margin())
         if search.attack.rounds and rounds % options.attack_every == 0 and len(pool):
-            found = _attack_worst(search, pool) or _explore(search, last_explore)
-            last_explore = time.monotonic()
+            found = _time_share_attack(search, pool)
             if found is not None:
                 return BabOutcome(BabStatus.FALSIFIED, found, "counterexample by PGD in BaB")
         if time.monotonic() - last_report >= options.progress_interval_s:
             last_report = time.monotonic()
-            logger.info("bab round %d: %d domains, worst margin %.4g, %.1f s left", rounds,
-                        len(pool), pool.worst_margin(), search.deadline - time.monotonic())
+            logger.info("bab round %d: %d domains (%d bounded, %d per round), worst margin "
+                        "%.4g, %.1f s left", rounds, len(pool), stats.domains_visited,
+                        batch.size, pool.worst_margin(), search.deadline - time.monotonic())
     return BabOutcome(BabStatus.VERIFIED, reason=f"all domains proved in {rounds} rounds")
 
 
@@ -165,20 +244,61 @@ def _record(stats: Stats, rounds: int, visited: int, queue: int, worst: float) -
         stats.best_bound_history.append((now, worst))
 
 
+def _is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def bound_domains(search: _Search, domains: Domains) -> Domains:
+    """Bound ``domains`` in calls of at most ``search.chunk`` domains.  On out-of-memory the
+    chunk is halved (and stays halved for later rounds) and the failed part is retried, so a
+    batch size that suits a small model cannot crash a large one."""
+    parts, start = [], 0
+    while start < len(domains):
+        size = min(search.chunk, len(domains) - start)
+        part = domains if size == len(domains) else domains.select(
+            torch.arange(start, start + size, device=domains.lower.device))
+        try:
+            parts.append(_bound(search, part))
+        except (RuntimeError, MemoryError) as error:
+            if not _is_out_of_memory(error) or size == 1:
+                raise
+            search.chunk = max(1, size // 2)
+            logger.info("out of memory bounding %d domains: now %d per call", size, search.chunk)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        start += size
+    return parts[0] if len(parts) == 1 else Domains.cat(parts)
+
+
 def _bound(search: _Search, domains: Domains) -> Domains:
-    """Bound every domain and raise its clause margins (never below the parent's)."""
+    """Bound every domain and raise its clause margins (never below the parent's).  Only the
+    distinct rows of clauses still open in some domain are bounded."""
+    spec = search.spec
+    rows, members = spec.distinct
+    open_clause = domains.margins <= 0                                     # (B, K)
+    needed = (members & open_clause.any(dim=0)).any(dim=1)
+    rows, members = rows[needed], members[needed]
+    if len(rows) == 0:
+        return domains
     method = search.options.method
     options = BoundOptions(method=method, alpha_iterations=search.options.alpha_iterations,
                            alpha_lr=search.bound_options.alpha_lr)
-    result = spec_bounds(search.graph, domains.lower, domains.upper, search.spec.coeffs,
+    result = spec_bounds(search.graph, domains.lower, domains.upper, spec.coeffs[rows],
                          method=method, options=options, deadline=search.deadline,
-                         thresholds=search.spec.thresholds.to(domains.lower.dtype),
-                         groups=search.spec.groups, interm=domains.interm or None)
-    margins = torch.maximum(domains.margins, search.spec.clause_margins(result.lower))
+                         thresholds=spec.thresholds[rows].to(domains.lower.dtype),
+                         interm=domains.interm or None)
+    row_margins = torch.nan_to_num(result.lower.double() - spec.thresholds[rows],
+                                   nan=-math.inf)
+    margins = torch.maximum(domains.margins, spec.margins_of(rows, members, result.lower))
     sensitivity = None
     if result.input_coeffs is not None:
-        sensitivity = input_sensitivity(result.input_coeffs, margins, search.spec.groups)
+        sensitivity = clause_sensitivity(result.input_coeffs.reshape(len(domains), len(rows), -1),
+                                         row_margins, members, margins <= 0)
     return domains.with_margins(margins, sensitivity)
+
 
 
 def _check_centres(search: _Search, domains: Domains):
@@ -196,10 +316,23 @@ def _check_centres(search: _Search, domains: Domains):
 
 
 _ATTACK_DOMAINS = 8
-_EXPLORE_SHARE = 0.3   # attack time per unit of branch-and-bound time since the last attack
+_ATTACK_SHARE = 0.1   # most of the BaB time that the attacks inside BaB may take
 
 
-def _explore(search: _Search, since: float):
+def _time_share_attack(search: _Search, pool: Pool):
+    """PGD inside the worst domains and over the whole box, while the attacks have used less
+    than ``_ATTACK_SHARE`` of the time since BaB started: on an unsat instance every second
+    spent attacking is lost, on a sat one the bounds alone rarely find the point."""
+    begun = time.monotonic()
+    if search.attack_s > _ATTACK_SHARE * (begun - search.started):
+        return None
+    try:
+        return _attack_worst(search, pool) or _explore(search)
+    finally:
+        search.attack_s += time.monotonic() - begun
+
+
+def _explore(search: _Search):
     """Time-share with the attack over the whole box: a thin violation region that bounds
     cannot rule out is often found by refining the attack's near misses."""
     from verifier.attack import Falsifier
@@ -209,7 +342,7 @@ def _explore(search: _Search, since: float):
         prop = Property((search.disjunct,), search.graph.input_size, search.spec.coeffs.shape[1])
         search.falsifier = Falsifier(search.graph, prop, search.attack,
                                      search.spec.coeffs.device, search.spec.coeffs.dtype)
-    budget = max(0.2, _EXPLORE_SHARE * (time.monotonic() - since))
+    budget = max(0.2, _ATTACK_SHARE * (time.monotonic() - search.started) - search.attack_s)
     candidate = search.falsifier.run(min(search.deadline, time.monotonic() + budget), rounds=1)
     return None if candidate is None else search.check(candidate.x)
 

@@ -18,7 +18,13 @@ _FLOOR = 1e-3   # relative share of the mean score every dimension keeps, so non
 
 
 def choose_input_dims(graph: Graph, domains: Domains, coeffs: Tensor, groups: Tensor) -> Tensor:
-    """(B,) the dimension to bisect in each domain.
+    """(B,) the dimension to bisect in each domain (see ``rank_input_dims``)."""
+    return rank_input_dims(graph, domains, coeffs, groups, 1)[:, 0]
+
+
+def rank_input_dims(graph: Graph, domains: Domains, coeffs: Tensor, groups: Tensor,
+                    count: int) -> Tensor:
+    """(B, count) the ``count`` best dimensions to bisect in each domain, best first.
 
     With the last bound's input coefficients (``domains.sensitivity``) the score is
     ``sensitivity_i * width_i``: halving dimension i removes about half of its share of the gap
@@ -26,7 +32,7 @@ def choose_input_dims(graph: Graph, domains: Domains, coeffs: Tensor, groups: Te
     centre stands in.  coeffs: (R, m) spec rows; groups: (R,) clause id of each row."""
     width = domains.upper - domains.lower
     if domains.sensitivity is not None:
-        return _best(domains.sensitivity * width, width)
+        return _best(domains.sensitivity * width, width, count)
     centre = ((domains.lower + domains.upper) / 2).detach().requires_grad_(True)
     with torch.enable_grad():
         y = evaluate(graph, centre.reshape(len(domains), *graph.input_shape))
@@ -36,12 +42,15 @@ def choose_input_dims(graph: Graph, domains: Domains, coeffs: Tensor, groups: Te
         valid = groups >= 0
         active[:, valid] = open_clause[:, groups[valid]]
         (grad,) = torch.autograd.grad(torch.where(active, rows, 0.0).sum(), centre)
-    return _best(grad.abs() * width, width)
+    return _best(grad.abs() * width, width, count)
 
 
-def _best(score: Tensor, width: Tensor) -> Tensor:
+def _best(score: Tensor, width: Tensor, count: int) -> Tensor:
     score = score + _FLOOR * score.mean(dim=1, keepdim=True) * (width > 0)
-    return torch.where(width > 0, score, -1.0).argmax(dim=1)
+    score = torch.where(width > 0, score, -1.0)
+    if count == 1:
+        return score.argmax(dim=1, keepdim=True)
+    return score.topk(count, dim=1).indices
 
 
 def input_sensitivity(input_coeffs: Tensor, margins: Tensor, groups: Tensor) -> Tensor:
@@ -51,3 +60,18 @@ def input_sensitivity(input_coeffs: Tensor, margins: Tensor, groups: Tensor) -> 
     valid = groups >= 0
     active[:, valid] = open_clause[:, groups[valid]]
     return (input_coeffs.abs() * active.unsqueeze(-1)).sum(dim=1)
+
+
+def clause_sensitivity(input_coeffs: Tensor, row_margins: Tensor, members: Tensor,
+                       open_clause: Tensor) -> Tensor:
+    """(B, n): sum over the open clauses of |input coefficients| of the clause's most nearly
+    proved row.  A clause is refuted as soon as any one of its rows is, so the split should
+    help the row that is closest, not all rows equally.
+
+    input_coeffs: (B, U, n) of the bounded rows; row_margins: (B, U) their lower bound minus
+    threshold; members: (U, K) row u belongs to clause k; open_clause: (B, K)."""
+    masked = torch.where(members.unsqueeze(0), row_margins.unsqueeze(-1), -torch.inf)  # (B,U,K)
+    best = masked.nan_to_num(nan=-torch.inf).argmax(dim=1)                              # (B, K)
+    picked = torch.gather(input_coeffs.abs(), 1,
+                          best.unsqueeze(-1).expand(-1, -1, input_coeffs.shape[-1]))
+    return (picked * open_clause.unsqueeze(-1)).sum(dim=1)

@@ -33,6 +33,17 @@ def split_inputs(domains: Domains, dims: Tensor) -> Domains:
     return Domains.cat([left, right])
 
 
+def split_input_dims(domains: Domains, dims: Tensor) -> Domains:
+    """Bisect each domain along every column of ``dims`` (B, k): ``2**k`` children per domain,
+    the k-fold product of ``split_inputs`` (several dims at once fill a large batch from a
+    small pool in one round)."""
+    children = domains
+    for j in range(dims.shape[1]):
+        copies = len(children) // len(domains)
+        children = split_inputs(children, dims[:, j].repeat(copies))
+    return children
+
+
 def split_neurons(domains: Domains, decisions: list[SplitDecision],
                   bounds: dict[str, tuple[Tensor, Tensor]]) -> Domains:
     """Children ``[left..., right...]`` where the chosen neuron's interval becomes
