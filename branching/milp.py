@@ -304,3 +304,28 @@ def _build(chain, lower, upper, c, d, bounds):
             kinds[j] = highspy.HighsVarType.kInteger
         lp.integrality_ = kinds
     return lp, np.arange(len(lower))
+
+
+def check_disjunct(graph: Graph, disjunct, time_limit_s: float,
+                   max_unstable: int) -> MilpOutcome | None:
+    """The MILP on one disjunct of a property, with CROWN's intermediate bounds; None when the
+    network is not a ReLU chain or has more than ``max_unstable`` unstable neurons (the MILP
+    would not finish: e.g. 272 of ACAS Xu's 300 ReLUs are unstable on prop_2's box)."""
+    from bounds.engine import spec_bounds
+
+    chain = relu_chain(graph)
+    if chain is None:
+        return None
+    lower = np.asarray(disjunct.lower, dtype=np.float64).reshape(-1)
+    upper = np.asarray(disjunct.upper, dtype=np.float64).reshape(-1)
+    eye = torch.eye(graph.output_size)
+    with torch.no_grad():
+        crown = spec_bounds(graph, torch.tensor(lower)[None].float(),
+                            torch.tensor(upper)[None].float(), eye, method="crown")
+    known = [tuple(t[0].reshape(-1).double().numpy() for t in crown.intermediate[name])
+             if name in crown.intermediate else None for name in chain.relu_inputs]
+    bounds = interval_bounds(chain, lower, upper, known)
+    if count_unstable(bounds) > max_unstable:
+        return None
+    clauses = [(clause.coeffs, clause.thresholds) for clause in disjunct.clauses]
+    return solve(chain, lower, upper, clauses, bounds, time_limit_s)

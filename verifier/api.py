@@ -128,6 +128,13 @@ def _branch(run: _Run, open_disjuncts: list[int]):
 
     for i in open_disjuncts:
         disjunct = run.prop.disjuncts[i]
+        if run.options.branching.milp:
+            verdict = _milp(run, disjunct)
+            if verdict == "proved":
+                run.stats.extra["milp_proved"] = int(run.stats.extra.get("milp_proved", 0)) + 1
+                continue
+            if verdict is not None:
+                return verdict
         free = int((disjunct.upper > disjunct.lower).sum())
         search = (input_split_bab if _use_input_split(run.options.branching, free)
                   else neuron_split_bab)
@@ -142,7 +149,32 @@ def _branch(run: _Run, open_disjuncts: list[int]):
             return Status.TIMEOUT, None, f"branch-and-bound ran out of time ({outcome.reason})"
         if outcome.status is BabStatus.UNKNOWN:
             return None
-    return Status.VERIFIED, None, "proved by branch-and-bound"
+    by_milp = int(run.stats.extra.get("milp_proved", 0))
+    if by_milp == len(open_disjuncts):
+        return Status.VERIFIED, None, "proved by the MILP"
+    return Status.VERIFIED, None, ("proved by branch-and-bound"
+                                   + (f" ({by_milp} disjuncts by the MILP)" if by_milp else ""))
+
+
+def _milp(run: _Run, disjunct):
+    """The exact MILP stage for small ReLU chains (``--milp``): "proved", a ``sat`` verdict,
+    or None to go on with branch-and-bound."""
+    from branching.milp import check_disjunct
+
+    options = run.options.branching
+    with timed(run.stats, "milp"):
+        budget = options.milp_share * (run.deadline - time.monotonic())
+        outcome = check_disjunct(run.graph, disjunct, budget, options.milp_max_unstable)
+    if outcome is None:
+        return None
+    run.stats.extra["milp_unstable"] = outcome.unstable
+    if all(outcome.refuted):
+        return "proved"
+    if outcome.candidate is not None:
+        cex = _confirm(run, outcome.candidate)
+        if cex is not None:
+            return Status.FALSIFIED, cex, "counterexample from the MILP, confirmed by onnxruntime"
+    return None
 
 
 def _use_input_split(options, free_dims: int) -> bool:

@@ -110,7 +110,7 @@ def _verify_options(args: argparse.Namespace):
     branching = BranchingOptions(enabled=args.split != "none",
                                  split="auto" if args.split == "none" else args.split,
                                  heuristic=args.branching, branch_points=args.branch_points,
-                                 max_memory_gb=args.max_memory)
+                                 max_memory_gb=args.max_memory, milp=args.milp)
     budget = max(args.timeout - _FINISH_MARGIN_S, 0.5 * args.timeout)
     options = VerifyOptions(timeout_s=budget, device=args.device, branching=branching)
     if args.bound_method:
@@ -318,6 +318,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="where general neurons are split (default: shipped lookup tables)")
     p.add_argument("--bound-method", choices=["ibp", "crown", "alpha"],
                    help="strongest bound method before branching (default alpha)")
+    p.add_argument("--milp", action="store_true",
+                   help="before branching, an exact MILP (HiGHS) for ReLU networks with few "
+                        "unstable neurons")
     p.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
                    help="memory the process may use, e.g. 8G or 512M (default: size the BaB "
                         "batches and pool from the free memory)")

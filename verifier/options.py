@@ -49,6 +49,9 @@ class BranchingOptions:
     max_memory_gb: float | None = None   # cap on the process's memory (--max-memory); None:
     # size batches and the pool from the free memory (branching/memory.py)
     attack_every: int = 4                # PGD inside the worst domains every N rounds
+    milp: bool = False                   # --milp: exact HiGHS MILP first, for ReLU chains with
+    milp_max_unstable: int = 64          # at most this many unstable ReLUs (after CROWN)
+    milp_share: float = 0.5              # of the remaining time
     progress_interval_s: float = 1.0
     neuron_refresh: Literal["after", "fixed", "all"] = "after"   # neuron splits: which
     # intervals children recompute (after: those later than the earliest split tensor)
@@ -58,6 +61,8 @@ class BranchingOptions:
     beta_lr: float = 0.1
     neuron_root_iterations: int = 100    # neuron splits: alpha steps of the root bound (every
     # child starts from its parameters; 20 left the root 0.4 looser on eran sigmoid 6x200)
+    neuron_tighten_iterations: int = 5   # neuron splits: alpha steps per intermediate tensor
+    # when the root's intervals are optimised before branching (0: CROWN intervals)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_domains < 1 or self.input_batch_size < 1:

@@ -110,3 +110,32 @@ def test_neuron_bab_agrees_with_the_milp_on_a_6d_relu_net(seed):
             assert outcome.status is BabStatus.VERIFIED, outcome.reason
         else:
             assert outcome.status is not BabStatus.VERIFIED
+
+
+def test_verify_with_milp_proves_what_the_root_bounds_cannot_and_finds_violations():
+    import dataclasses
+
+    from verifier.api import verify
+    from verifier.options import VerifyOptions
+    from verifier.result import Status
+
+    g = _net((2, 10, 10, 1), seed=1)
+    lo, up = -np.ones(2), np.ones(2)
+    c = np.array([[1.0]])
+    chain = milp.relu_chain(g)
+    exact = milp.solve(chain, lo, up, [(c, np.array([0.0]))], milp.interval_bounds(chain, lo, up), 30)
+    root = spec_bounds(g, torch.tensor(lo, dtype=torch.float32)[None],
+                       torch.tensor(up, dtype=torch.float32)[None], torch.tensor(c),
+                       method="alpha").lower.item()
+    minimum = exact.lower[0]
+    assert root < minimum - 0.01
+    options = VerifyOptions(timeout_s=20)
+    options = dataclasses.replace(options, branching=dataclasses.replace(
+        options.branching, milp=True))
+    proved = verify(g, Property.from_box(lo, up, [(c, np.array([(root + minimum) / 2]))]),
+                    options=options)
+    assert proved.status is Status.VERIFIED and proved.message == "proved by the MILP"
+    assert "milp" in proved.stats.seconds
+    violated = verify(g, Property.from_box(lo, up, [(c, np.array([minimum + 1e-3]))]),
+                      options=options)
+    assert violated.status is Status.FALSIFIED
