@@ -275,7 +275,16 @@ def _output_bounds(args: argparse.Namespace) -> tuple[list[float], list[float]]:
 def cmd_run_suite(args: argparse.Namespace) -> int:
     from verifier.suite import SuiteOptions, run_suite
 
-    options = SuiteOptions(suite=Path(args.suite), root=Path(args.root), timeout_s=args.timeout,
+    from verifier.suite import is_instances_csv
+
+    suite = Path(args.suite)
+    if args.root is None:
+        if not (suite.is_file() and is_instances_csv(suite)):
+            print("genbab: error: run-suite needs --root (the folder holding the benchmarks) "
+                  "unless SUITE is a benchmark's own instances.csv", file=sys.stderr)
+            return EXIT_ERROR
+        args.root = str(suite.parent.parent)
+    options = SuiteOptions(suite=suite, root=Path(args.root), timeout_s=args.timeout,
                            out=Path(args.out) if args.out else None, device=args.device,
                            expected=Path(args.expected) if args.expected else None,
                            filter=args.filter, extra_args=tuple(args.verify_args or ()))
@@ -349,8 +358,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bounds)
 
     p = sub.add_parser("run-suite", help="run a suite CSV, one process per instance")
-    p.add_argument("suite", help="CSV with rows benchmark,onnx,vnnlib,timeout")
-    p.add_argument("--root", required=True, help="folder holding BENCHMARK/onnx, BENCHMARK/vnnlib")
+    p.add_argument("suite", help="CSV with rows benchmark,onnx,vnnlib,timeout, or a benchmark's "
+                   "own instances.csv (rows onnx,vnnlib,timeout)")
+    p.add_argument("--root", help="folder holding BENCHMARK/onnx, BENCHMARK/vnnlib (default for "
+                   "an instances.csv: the folder above its benchmark)")
     p.add_argument("--timeout", type=_positive_float, help="override every row's timeout")
     p.add_argument("--out", help="results CSV (default results/<suite>_<time>.csv)")
     p.add_argument("--device", default="cpu")

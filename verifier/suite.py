@@ -42,7 +42,19 @@ class Instance:
     timeout_s: float
 
 
+def is_instances_csv(path: Path) -> bool:
+    """A VNN-COMP benchmark's own ``instances.csv``: no header, rows onnx,vnnlib,timeout."""
+    with open(path, newline="") as handle:
+        first = next(csv.reader(handle), [])
+    return bool(first) and first[0].strip().endswith((".onnx", ".onnx.gz"))
+
+
 def read_suite(path: Path, timeout_s: float | None = None) -> list[Instance]:
+    if is_instances_csv(path):
+        with open(path, newline="") as handle:
+            return [Instance(path.parent.name, r[0].strip(), r[1].strip(),
+                             timeout_s or float(r[2] if len(r) > 2 and r[2].strip() else 60))
+                    for r in csv.reader(handle) if r]
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     missing = {"benchmark", "onnx", "vnnlib"} - set(rows[0] if rows else {})
