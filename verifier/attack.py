@@ -2,13 +2,17 @@
 
 Every (disjunct, clause) pair of the property is a *target*: a box and the rows that must all
 hold for a violation.  Points are assigned to targets and pushed, by sign-gradient steps
-projected onto their box, to make ``max_i (c_i.y - d_i) + tolerance <= 0``.  The attack runs
-on our torch graph (batched); whatever it finds is only a *candidate* until ``witness.confirm``
-re-runs it through onnxruntime on the original model.
+projected onto their box, to make every row ``c_i.y - d_i + tolerance <= 0`` (loss: the sum of
+the rows' positive parts, each divided by its coefficient norm).  The attack runs on our torch
+graph (batched); whatever it finds is only a *candidate* until ``witness.confirm`` re-runs it
+through onnxruntime on the original model.
 
-Why sign-gradient PGD with a geometric step schedule: it is scale-free per input dimension (the
-step is a fraction of each dimension's box width), needs no tuning per benchmark and is what
-the competition attacks use.
+Why sign-gradient steps: they are scale-free per input dimension (a step is a fraction of each
+dimension's box width) and need no tuning per benchmark.  Why APGD's step control (momentum,
+per-point halving on stagnation) instead of one fixed schedule: some violations need many
+large steps (a flow residual far below its limit), others a fine search of a thin region.
+Why half of the restarts on box faces: PGD from interior points tends to end in interior
+local optima while counterexamples often lie on faces of the box.
 """
 from __future__ import annotations
 
