@@ -206,12 +206,21 @@ def comparison_table(variants: dict[str, list[InstanceRun]]) -> str:
     names = list(dict.fromkeys(name for table in by_name for name in table))
     lines = ["| instance | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for name in names:
-        cells = [f"{t[name].result} {t[name].time_s:.1f} s" if name in t else "-" for t in by_name]
+        cells = [_comparison_cell(t[name]) if name in t else "-" for t in by_name]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     solved = [sum(run.solved for run in runs) for runs in variants.values()]
     lines.append("| **solved** | " + " | ".join(f"**{n} / {len(runs)}**" for n, runs in
                                                  zip(solved, variants.values())) + " |")
     return "\n".join(lines)
+
+
+def _comparison_cell(run: InstanceRun) -> str:
+    """Answer and time; for an unsolved BaB, also the last lower bound (closer to 0 is
+    closer to a proof), so variants that all time out can still be compared."""
+    cell = f"{run.result} {run.time_s:.1f} s"
+    if not run.solved and run.bound_history:
+        cell += f" (bound {run.bound_history[-1][1]:.2g})"
+    return cell
 
 
 def hardest(runs: list[InstanceRun]) -> InstanceRun | None:
@@ -233,7 +242,8 @@ def snippet(variants: dict[str, list[InstanceRun]], images: dict[str, str],
     parts += [f"**Results ({main_label}).** " + summary_line(main), results_table(main),
               "**Split neurons by kind** (summed over the instances):", splits_table(variants)]
     if len(variants) > 1:
-        parts += ["**What general branching buys** (answer and wall time per instance):",
+        parts += ["**What general branching buys** (answer and wall time per instance; for "
+                  "an unsolved BaB the last lower bound of the margin, proved at 0):",
                   comparison_table(variants)]
     for caption, image in images.items():
         parts.append(f"![{caption}]({image})")
