@@ -82,14 +82,17 @@ def _expand(bounds: Any, rows: int) -> Any:
 
 def optimise(state: BoundState, coeffs: Tensor, box: Box, crown_lower: Tensor,
              options: BoundOptions, targets: Any,
-             beta: BetaSetup | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+             beta: BetaSetup | None = None,
+             start: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Best lower bounds ``(batch, rows)`` and the parameters that gave them.
 
     beta: also optimise these split multipliers jointly (one backward pass per iteration for
-    both); the best multipliers per row are left in ``beta.betas``."""
+    both); the best multipliers per row are left in ``beta.betas``.  start: the tensor whose
+    rows ``coeffs`` bounds (default: the output; an intermediate tensor for tighter intervals)."""
     g = state.plan.graph
     batch, rows = coeffs.shape[:2]
-    full = coeffs.reshape(batch, rows, *g.shapes[g.output_name])
+    start = start or g.output_name
+    full = coeffs.reshape(batch, rows, *g.shapes[start])
     best = crown_lower.clone()
     with torch.no_grad():
         params = _init_params(state, rows, targets.warm)
@@ -109,7 +112,7 @@ def optimise(state: BoundState, coeffs: Tensor, box: Box, crown_lower: Tensor,
         if time.monotonic() >= targets.deadline:
             break
         terms = None if beta is None else beta_terms(state, beta.masks, beta.betas, rows)
-        x_coeffs, bias = backward(state, g.output_name, full, params or None, split_terms=terms)
+        x_coeffs, bias = backward(state, start, full, params or None, split_terms=terms)
         lower = concretize(x_coeffs, bias, box.lower, box.upper)
         with torch.no_grad():
             improved = lower > best
