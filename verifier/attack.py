@@ -314,11 +314,14 @@ class Falsifier:
             self.steps_done += 1
             if time.monotonic() >= deadline:
                 return None
-        with torch.no_grad():
-            m = margins(self.graph, x, targets.coeffs, targets.thresholds)
-        if owners is not None:
-            self._keep_elite(x, m, owners)
-        return self._first_violation(x, m, targets, 0)
+        found = None
+        for point in (x, best_x):   # the last step's point, then each point's best one
+            with torch.no_grad():
+                m = margins(self.graph, point, targets.coeffs, targets.thresholds)
+            if owners is not None:
+                self._keep_elite(point, m, owners)
+            found = found or self._first_violation(point, m, targets, 0)
+        return found
 
     @staticmethod
     def _momentum_step(x: torch.Tensor, previous: torch.Tensor, grad: torch.Tensor,
