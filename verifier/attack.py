@@ -281,9 +281,10 @@ class Falsifier:
         size = torch.full((x.shape[0], 1), _FIRST_STEP, dtype=x.dtype, device=x.device)
         if scale is not None:
             size = size * scale.unsqueeze(1)
-        scale = _row_scale(targets.coeffs)
+        row_scale = _row_scale(targets.coeffs)
         period = max(2, steps // 4)
         best_x, best_loss = x.clone(), torch.full_like(size[:, 0], math.inf)
+        best_grad = torch.zeros_like(x)
         period_start_loss, improved = best_loss.clone(), torch.zeros_like(size[:, 0])
         previous, last_loss = x, torch.full_like(size[:, 0], math.inf)
         for step in range(steps):
@@ -295,18 +296,22 @@ class Falsifier:
                 return found
             if owners is not None and step % 10 == 0:
                 self._keep_elite(x, m, owners)
-            loss = _hinge_loss(rows, scale, self.options.tolerance)
+            loss = _hinge_loss(rows, row_scale, self.options.tolerance)
             (grad,) = torch.autograd.grad(loss.sum(), x)
             with torch.no_grad():
-                loss = loss.detach()
+                grad = torch.nan_to_num(grad, nan=0.0)
+                # a point whose output is NaN has no pull, but it is no best point either
+                loss = torch.where(torch.isnan(rows).any(dim=1), math.inf, loss.detach())
                 improved += (loss < last_loss).to(loss.dtype)
                 last_loss = loss
                 better = loss < best_loss
                 best_x[better], best_loss[better] = x.detach()[better], loss[better]
+                best_grad[better] = grad[better]
                 if (step + 1) % period == 0:
                     stuck = (improved < 0.75 * period) | (best_loss >= period_start_loss)
                     size[stuck] = size[stuck] / 2
                     x = torch.where(stuck.unsqueeze(1), best_x, x.detach())
+                    grad = torch.where(stuck.unsqueeze(1), best_grad, grad)
                     previous = torch.where(stuck.unsqueeze(1), best_x, previous)
                     period_start_loss, improved = best_loss.clone(), torch.zeros_like(improved)
                 x, previous = self._momentum_step(x.detach(), previous, grad, size * width,

@@ -81,3 +81,22 @@ def test_pgd_keeps_climbing_a_slow_quadratic():
                              [(np.array([[-1.0]]), np.array([-0.95 * top]))])
     falsifier = Falsifier(graph, prop, AttackOptions(samples=0, restarts=4, rounds=1))
     assert falsifier.run(time.monotonic() + 20) is not None
+
+
+def test_points_with_nan_outputs_do_not_trap_the_search():
+    """y = sqrt(x0) + x1 is NaN on half of the box; the violation needs x0 and x1 near 1."""
+    nodes = [helper.make_node("Gather", ["x", "i0"], ["x0"], axis=1),
+             helper.make_node("Gather", ["x", "i1"], ["x1"], axis=1),
+             helper.make_node("Sqrt", ["x0"], ["r"]),
+             helper.make_node("Add", ["r", "x1"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([0], dtype=np.int64), "i0"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "i1")]
+    g = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 2])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 1])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    prop = Property.from_box([-1.0, -1.0], [1.0, 1.0], [(np.array([[-1.0]]), np.array([-1.95]))])
+    falsifier = Falsifier(load_model(model), prop, AttackOptions(samples=0, rounds=2))
+    found = falsifier.run(time.monotonic() + 20)
+    assert found is not None and np.sqrt(found.x[0]) + found.x[1] >= 1.95
