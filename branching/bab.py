@@ -154,18 +154,21 @@ _FIRST_CHILDREN = 16   # children of the first round
 _GROWTH = 4            # batch growth per round while it pays
 _GAIN = 1.15           # a larger batch must bound this much faster per domain to be kept
 _MAX_DEPTH = 8         # most dimensions bisected at once in one domain
+_LOOKS = 2             # full rounds measured at each batch size
 
 
 @dataclass
 class BatchSize:
     """Children bounded per round, tuned while running: start small (an instance that a few
     splits settle costs little) and grow ``_GROWTH``-fold while the bounding rate (domains per
-    second) keeps improving.  Tiny models gain up to tens of thousands of domains per call;
+    second, the best of ``_LOOKS`` full rounds, since a shared machine makes single rounds
+    noisy) keeps improving.  Tiny models gain up to tens of thousands of domains per call;
     wider ones stop gaining (memory traffic) at a few hundred, and then go back a step."""
 
     cap: int
     size: int = _FIRST_CHILDREN
     settled: bool = False
+    _rates: list[float] = field(default_factory=list)   # rounds at the current size
     _best_rate: float = 0.0
     _best_size: int = 0
 
@@ -176,7 +179,10 @@ class BatchSize:
         """Record one round; only a round that filled the batch says anything about it."""
         if self.settled or children < self.size:
             return
-        rate = children / max(seconds, 1e-9)
+        self._rates.append(children / max(seconds, 1e-9))
+        if len(self._rates) < _LOOKS:
+            return
+        rate, self._rates = max(self._rates), []
         if rate > _GAIN * self._best_rate and self.size < self.cap:
             self._best_rate, self._best_size = rate, self.size
             self.size = min(self.cap, self.size * _GROWTH)
@@ -199,11 +205,14 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
                      > search.spec.coeffs.new_tensor(search.disjunct.lower)).sum())
     rounds = 0
     batch = BatchSize(options.input_batch_size)
+    # the batch size is tuned on this process's CPU time where it can be: a shared machine
+    # stalls single rounds at random, which wall time would blame on the batch size
+    clock = time.process_time if search.spec.coeffs.device.type == "cpu" else time.perf_counter
     while len(pool):
         stop = limit_reached(pool, search.deadline, options.max_domains)
         if stop is not None:
             return stop
-        begun = time.monotonic()
+        begun = clock()
         budget = batch.size
         parents = pool.pop(max(1, budget // 2))
         splittable = (parents.upper - parents.lower).amax(dim=1) > 0
@@ -220,7 +229,7 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         children = bound_domains(search, children)
         alive = children.select(torch.nonzero(children.worst <= 0).flatten())
         pool.push(alive)
-        batch.observe(len(children), time.monotonic() - begun)
+        batch.observe(len(children), clock() - begun)
         rounds += 1
         _record(stats, rounds, len(children), len(pool), pool.worst_margin())
         if search.attack.rounds and rounds % options.attack_every == 0 and len(pool):
