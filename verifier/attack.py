@@ -74,6 +74,36 @@ class Candidate:
     margin: float   # max_i (c_i.y - d_i) on our graph; <= 0 means violated
 
 
+@dataclass
+class _Descent:
+    """One chunk of PGD points in flight.  Kept between ``Falsifier.run`` calls so that an
+    attack sliced into short turns (time-sharing with branch-and-bound) continues its descent
+    instead of restarting it, and so still reaches the small steps of its end."""
+
+    x: torch.Tensor           # (B, n) current points
+    previous: torch.Tensor    # (B, n) points before the last step (momentum)
+    size: torch.Tensor        # (B, 1) step as a share of the box width
+    best_x: torch.Tensor      # (B, n) lowest-loss point so far, its loss and gradient
+    best_loss: torch.Tensor
+    best_grad: torch.Tensor
+    period_start_loss: torch.Tensor   # best loss when the current period began
+    improved: torch.Tensor    # (B,) steps of this period that lowered the loss
+    last_loss: torch.Tensor
+    targets: Targets
+    owners: torch.Tensor      # (B,) target index of every point
+    row_scale: torch.Tensor   # (B, R)
+    step: int = 0
+
+    @classmethod
+    def start(cls, x: torch.Tensor, targets: Targets, owners: torch.Tensor,
+              scale: torch.Tensor) -> "_Descent":
+        size = (_FIRST_STEP * scale).unsqueeze(1)
+        inf = torch.full_like(scale, math.inf)
+        return cls(x, x, size, x.clone(), inf, torch.zeros_like(x), inf.clone(),
+                   torch.zeros_like(scale), inf.clone(), targets, owners,
+                   _row_scale(targets.coeffs))
+
+
 def build_targets(prop: Property, dtype: torch.dtype, device: torch.device) -> Targets:
     pairs = [(i, j, d, c) for i, d in enumerate(prop.disjuncts) for j, c in enumerate(d.clauses)]
     rows = max(c.num_rows for _, _, _, c in pairs)
@@ -149,6 +179,7 @@ class Falsifier:
         self.best_margin = math.inf
         self._elite: torch.Tensor | None = None   # (T, n) best point found so far per target
         self._elite_margin: torch.Tensor | None = None
+        self._queue: list = []   # chunks of the current PGD round: planned or _Descent
 
     # -- public ---------------------------------------------------------------------------
     def run(self, deadline: float, rounds: int | None = None) -> Candidate | None:
@@ -215,23 +246,41 @@ class Falsifier:
                          int(targets.clause[t]), float(finite[k]))
 
     def _pgd_round(self, deadline: float) -> Candidate | None:
-        """One round of PGD from fresh random restarts (plus the centres in the first round)."""
+        """One round of PGD from fresh random restarts (plus the centres in the first round);
+        a round cut short by the deadline is resumed by the next call."""
+        if not self._queue:
+            self._queue = self._plan_round()
+        while self._queue:
+            if not isinstance(self._queue[0], _Descent):
+                self._queue[0] = self._start_chunk(*self._queue[0])
+            descent = self._queue[0]
+            found = self._descend(descent, deadline)
+            if found is not None or descent.step >= max(1, self.options.steps):
+                self._queue.pop(0)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+        return None
+
+    def _plan_round(self) -> list:
+        """(owners, per_target, first) per chunk of one round: per_target restarts for every
+        target, as many points per chunk as one forward pass should carry."""
         budget = _points_per_forward(self.graph)
         per_target = max(1, self.options.restarts, budget // self.targets.count)
         if self.targets.count * per_target > budget:
             per_target = max(1, budget // self.targets.count)
         owners = torch.arange(self.targets.count, device=self.device).repeat_interleave(per_target)
-        for part in _chunks(owners.numel(), budget):
-            targets = self.targets.subset(owners[part])
-            x = self._restart_points(targets)
-            if self.restarts_done == 0 and part.start == 0:
-                x[::per_target] = ((targets.lower + targets.upper) / 2)[::per_target]
-            scale = self._near_elite(x, owners[part], targets, per_target)
-            found = self._descend(x, targets, deadline, owners[part], scale)
-            self.restarts_done += x.shape[0]
-            if found is not None or time.monotonic() >= deadline:
-                return found
-        return None
+        first = self.restarts_done == 0
+        return [(owners[part], per_target, first and part.start == 0)
+                for part in _chunks(owners.numel(), budget)]
+
+    def _start_chunk(self, owners: torch.Tensor, per_target: int, centres: bool) -> _Descent:
+        targets = self.targets.subset(owners)
+        x = self._restart_points(targets)
+        if centres:
+            x[::per_target] = ((targets.lower + targets.upper) / 2)[::per_target]
+        scale = self._near_elite(x, owners, targets, per_target)
+        self.restarts_done += x.shape[0]
+        return _Descent.start(x, targets, owners, scale)
 
     def _near_elite(self, x: torch.Tensor, owners: torch.Tensor, targets: Targets,
                     per_target: int) -> torch.Tensor:
@@ -268,65 +317,62 @@ class Falsifier:
             self._elite[t] = x[k].detach()
         self._elite_margin = torch.minimum(self._elite_margin, best)
 
-    def _descend(self, x: torch.Tensor, targets: Targets, deadline: float,
-                 owners: torch.Tensor | None = None,
-                 scale: torch.Tensor | None = None) -> Candidate | None:
+    def _descend(self, d: _Descent, deadline: float) -> Candidate | None:
         """Sign-gradient PGD with momentum and a per-point step size (APGD-like, Croce & Hein
         2020): every ``period`` steps a point that improved its loss in fewer than 3/4 of
         the steps halves its step and restarts from its best point.  One fixed schedule is
         too fast for landscapes that need many large steps (a residual far from its limit)
         and too coarse for thin violation regions; halving on stagnation adapts to both."""
-        width = targets.upper - targets.lower
+        width = d.targets.upper - d.targets.lower
         steps = max(1, self.options.steps)
-        size = torch.full((x.shape[0], 1), _FIRST_STEP, dtype=x.dtype, device=x.device)
-        if scale is not None:
-            size = size * scale.unsqueeze(1)
-        row_scale = _row_scale(targets.coeffs)
         period = max(2, steps // 4)
-        best_x, best_loss = x.clone(), torch.full_like(size[:, 0], math.inf)
-        best_grad = torch.zeros_like(x)
-        period_start_loss, improved = best_loss.clone(), torch.zeros_like(size[:, 0])
-        previous, last_loss = x, torch.full_like(size[:, 0], math.inf)
-        for step in range(steps):
-            x = x.detach().requires_grad_(True)
-            rows = row_values(self.graph, x, targets.coeffs, targets.thresholds)
+        while d.step < steps:
+            x = d.x.detach().requires_grad_(True)
+            rows = row_values(self.graph, x, d.targets.coeffs, d.targets.thresholds)
             m = rows.max(dim=1).values
-            found = self._first_violation(x, m.detach(), targets, 0)
+            found = self._first_violation(x, m.detach(), d.targets, 0)
             if found is not None:
                 return found
-            if owners is not None and step % 10 == 0:
-                self._keep_elite(x, m, owners)
-            loss = _hinge_loss(rows, row_scale, self.options.tolerance)
+            if d.step % 10 == 0:
+                self._keep_elite(x, m, d.owners)
+            loss = _hinge_loss(rows, d.row_scale, self.options.tolerance)
             (grad,) = torch.autograd.grad(loss.sum(), x)
             with torch.no_grad():
-                grad = torch.nan_to_num(grad, nan=0.0)
-                # a point whose output is NaN has no pull, but it is no best point either
-                loss = torch.where(torch.isnan(rows).any(dim=1), math.inf, loss.detach())
-                improved += (loss < last_loss).to(loss.dtype)
-                last_loss = loss
-                better = loss < best_loss
-                best_x[better], best_loss[better] = x.detach()[better], loss[better]
-                best_grad[better] = grad[better]
-                if (step + 1) % period == 0:
-                    stuck = (improved < 0.75 * period) | (best_loss >= period_start_loss)
-                    size[stuck] = size[stuck] / 2
-                    x = torch.where(stuck.unsqueeze(1), best_x, x.detach())
-                    grad = torch.where(stuck.unsqueeze(1), best_grad, grad)
-                    previous = torch.where(stuck.unsqueeze(1), best_x, previous)
-                    period_start_loss, improved = best_loss.clone(), torch.zeros_like(improved)
-                x, previous = self._momentum_step(x.detach(), previous, grad, size * width,
-                                                  targets), x.detach()
+                self._update(d, x.detach(), loss.detach(), rows, grad, width,
+                             (d.step + 1) % period == 0, period)
+            d.step += 1
             self.steps_done += 1
             if time.monotonic() >= deadline:
                 return None
         found = None
-        for point in (x, best_x):   # the last step's point, then each point's best one
+        for point in (d.x, d.best_x):   # the last step's point, then each point's best one
             with torch.no_grad():
-                m = margins(self.graph, point, targets.coeffs, targets.thresholds)
-            if owners is not None:
-                self._keep_elite(point, m, owners)
-            found = found or self._first_violation(point, m, targets, 0)
+                m = margins(self.graph, point, d.targets.coeffs, d.targets.thresholds)
+            self._keep_elite(point, m, d.owners)
+            found = found or self._first_violation(point, m, d.targets, 0)
         return found
+
+    def _update(self, d: _Descent, x: torch.Tensor, loss: torch.Tensor, rows: torch.Tensor,
+                grad: torch.Tensor, width: torch.Tensor, check: bool, period: int) -> None:
+        """Record best points, halve the step of stagnating points (``check``: end of a
+        period) and take the momentum step."""
+        grad = torch.nan_to_num(grad, nan=0.0)
+        # a point whose output is NaN has no pull, but it is no best point either
+        loss = torch.where(torch.isnan(rows).any(dim=1), math.inf, loss)
+        d.improved += (loss < d.last_loss).to(loss.dtype)
+        d.last_loss = loss
+        better = loss < d.best_loss
+        d.best_x[better], d.best_loss[better] = x[better], loss[better]
+        d.best_grad[better] = grad[better]
+        previous = d.previous
+        if check:
+            stuck = ((d.improved < 0.75 * period) | (d.best_loss >= d.period_start_loss))
+            d.size[stuck] = d.size[stuck] / 2
+            stuck = stuck.unsqueeze(1)
+            x, grad = torch.where(stuck, d.best_x, x), torch.where(stuck, d.best_grad, grad)
+            previous = torch.where(stuck, d.best_x, previous)
+            d.period_start_loss, d.improved = d.best_loss.clone(), torch.zeros_like(d.improved)
+        d.x, d.previous = self._momentum_step(x, previous, grad, d.size * width, d.targets), x
 
     @staticmethod
     def _momentum_step(x: torch.Tensor, previous: torch.Tensor, grad: torch.Tensor,

@@ -100,3 +100,18 @@ def test_points_with_nan_outputs_do_not_trap_the_search():
     falsifier = Falsifier(load_model(model), prop, AttackOptions(samples=0, rounds=2))
     found = falsifier.run(time.monotonic() + 20)
     assert found is not None and np.sqrt(found.x[0]) + found.x[1] >= 1.95
+
+
+def test_a_round_cut_by_the_deadline_resumes_where_it_stopped():
+    """Time-sliced attacks (inside branch-and-bound) continue one descent across calls."""
+    n = 30
+    graph = _linear_model(np.ones((1, n)), np.zeros(1))
+    prop = Property.from_box(-np.ones(n), np.ones(n), [(np.array([[-1.0]]), np.array([-31.0]))])
+    falsifier = Falsifier(graph, prop, AttackOptions(samples=0, steps=20))
+    for _ in range(5):    # a deadline already passed: exactly one step per call
+        assert falsifier._pgd_round(time.monotonic()) is None
+    restarts = falsifier.restarts_done
+    assert falsifier.steps_done == 5 and falsifier._queue[0].step == 5
+    assert falsifier._pgd_round(time.monotonic() + 20) is None
+    assert falsifier.steps_done == 20 and falsifier.restarts_done == restarts
+    assert not falsifier._queue
