@@ -38,11 +38,16 @@ def bound_history_plot(runs: dict, name: str, path: Path) -> Path:
         if len(points) < 2:
             continue
         times, bounds = zip(*points)
-        ax.step(times, bounds, where="post", label=f"{label}: {run.result} in {run.time_s:.0f} s")
+        line, = ax.step(times, bounds, where="post",
+                        label=f"{label}: {run.result} in {run.time_s:.0f} s")
+        if run.proved_at is not None:       # the last domain closed: the bound crossed 0
+            ax.plot([times[-1], run.proved_at, run.proved_at], [bounds[-1], bounds[-1], 0.0],
+                    color=line.get_color())
+            ax.plot([run.proved_at], [0.0], marker="o", color=line.get_color())
     ax.axhline(0.0, color="black", linewidth=0.8)
     _bound_scale(ax, [b for run in runs.values() if run is not None for _, b in run.bound_history])
     ax.set_xlabel("seconds since the first BaB round")
-    ax.set_ylabel("worst lower bound of the margin\n(proved at 0)")
+    ax.set_ylabel("worst lower bound of the margin\n(proved at 0, dot: last domain closed)")
     ax.set_title(f"{name}: BaB lower bound over time")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

@@ -73,12 +73,24 @@ class InstanceRun:
     def bound_history(self) -> list[tuple[float, float]]:
         """(seconds, worst lower bound of the margin) pairs with finite values, the time
         counted from the first record (run-suite stores monotonic clock readings)."""
-        points = [(float(t), float(b)) for t, b in self.stats.get("best_bound_history") or []
-                  if math.isfinite(float(b))]
-        if not points:
-            return []
-        start = points[0][0]
-        return [(t - start, b) for t, b in points]
+        points = self._history()
+        return [(t, b) for t, b in points if math.isfinite(b)]
+
+    @property
+    def proved_at(self) -> float | None:
+        """When BaB closed its last domain, on the bound_history clock: the +inf record, or
+        for an unsat run without one the last record (BaB records at most every 0.5 s, so the
+        proof came less than 0.5 s later); None if not proved by BaB."""
+        history = self._history()
+        closed = next((t for t, b in history if b == math.inf), None)
+        if closed is None and self.result == "unsat" and history:
+            return history[-1][0]
+        return closed
+
+    def _history(self) -> list[tuple[float, float]]:
+        points = [(float(t), float(b)) for t, b in self.stats.get("best_bound_history") or []]
+        start = next((t for t, b in points if math.isfinite(b)), None)
+        return [] if start is None else [(t - start, b) for t, b in points]
 
     @property
     def splits(self) -> Counter:
@@ -239,7 +251,7 @@ def snippet(variants: dict[str, list[InstanceRun]], images: dict[str, str],
     parts = []
     if note:
         parts.append(note)
-    parts += [f"**Results ({main_label}).** " + summary_line(main), results_table(main),
+    parts += [f"**Results, {main_label}.** " + summary_line(main), results_table(main),
               "**Split neurons by kind** (summed over the instances):", splits_table(variants)]
     if len(variants) > 1:
         parts += ["**What general branching buys** (answer and wall time per instance; for "

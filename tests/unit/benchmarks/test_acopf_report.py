@@ -125,3 +125,10 @@ def test_plots_are_small_pngs(runs, tmp_path):
 def test_a_variant_may_come_in_several_csvs(runs):
     both = report._read_all([str(runs[0]), str(runs[1])])
     assert len(both) == 6 and both[3].result == "timeout"
+
+
+def test_proof_time_is_the_infinite_bound_record():
+    run = report.InstanceRun("m.onnx", "p_prop1.vnnlib", "unsat", 10.0,
+                             report={"stats": {"best_bound_history": [[50.0, -1.0], [52.0, -0.5],
+                                                                      [53.5, float("inf")]]}})
+    assert run.bound_history == [(0.0, -1.0), (2.0, -0.5)] and run.proved_at == 3.5
