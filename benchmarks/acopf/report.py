@@ -97,8 +97,15 @@ class InstanceRun:
         """Split counts by family (``SPLIT_FAMILIES``); empty if none were recorded."""
         out: Counter = Counter()
         for kind, count in (self.stats.get("splits_by_kind") or {}).items():
-            out[SPLIT_FAMILIES.get(kind.lower(), kind)] += int(count)
+            out[split_family(kind)] += int(count)
         return out
+
+
+def split_family(kind: str) -> str:
+    """``SPLIT_FAMILIES`` name of a splits_by_kind key; a neuron feeding several ops is named
+    by all of them ("pow/mul" -> "square/product", "sin/cos" -> "sin/cos")."""
+    parts = [SPLIT_FAMILIES.get(op, op) for op in kind.lower().split("/")]
+    return "/".join(dict.fromkeys(parts))
 
 
 def decided_by(run: InstanceRun) -> str:

@@ -132,3 +132,9 @@ def test_proof_time_is_the_infinite_bound_record():
                              report={"stats": {"best_bound_history": [[50.0, -1.0], [52.0, -0.5],
                                                                       [53.5, float("inf")]]}})
     assert run.bound_history == [(0.0, -1.0), (2.0, -0.5)] and run.proved_at == 3.5
+
+
+def test_split_kinds_of_neurons_feeding_several_ops():
+    assert report.split_family("sin/cos") == "sin/cos"
+    assert report.split_family("pow/mul") == "square/product"
+    assert report.split_family("Relu") == "ReLU"
