@@ -165,7 +165,8 @@ def _chunks(count: int, size: int) -> Iterator[slice]:
 class Falsifier:
     """Searches for candidate counterexamples until one is found, the rounds are used up or the
     deadline passes.  Construct once per (graph, property); ``run`` may be called repeatedly
-    (e.g. interleaved with branch-and-bound) and continues with fresh random restarts."""
+    (e.g. interleaved with branch-and-bound): it first finishes a PGD round an earlier
+    deadline cut short, then starts fresh restarts."""
 
     def __init__(self, graph: Graph, prop: Property, options: AttackOptions,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
@@ -197,13 +198,6 @@ class Falsifier:
     # -- stages ---------------------------------------------------------------------------
     def _centres(self) -> torch.Tensor:
         return (self.targets.lower + self.targets.upper) / 2
-
-    def _uniform(self, targets: Targets, per_target: int) -> torch.Tensor:
-        """(T*per_target, n) uniform points; point k belongs to target k // per_target."""
-        lower = targets.lower.repeat_interleave(per_target, dim=0)
-        upper = targets.upper.repeat_interleave(per_target, dim=0)
-        u = torch.rand(lower.shape, generator=self.generator, dtype=lower.dtype).to(self.device)
-        return lower + u * (upper - lower)
 
     def _restart_points(self, targets: Targets) -> torch.Tensor:
         """(T, n) PGD starting points, one per target row: even rows uniform in the box, odd
