@@ -150,7 +150,8 @@ def limit_reached(pool: Pool, deadline: float, max_domains: int) -> BabOutcome |
     return None
 
 
-_FIRST_CHILDREN = 16   # children of the first round
+_FIRST_CHILDREN = 256  # children of the first round (a bound call on a few hundred boxes
+# costs about what one on a dozen does)
 _GROWTH = 4            # batch growth per round while it pays
 _GAIN = 1.15           # a larger batch must bound this much faster per domain to be kept
 _MAX_DEPTH = 8         # most dimensions bisected at once in one domain
@@ -176,8 +177,9 @@ class BatchSize:
         self.size = max(2, min(self.size, self.cap))
 
     def observe(self, children: int, seconds: float) -> None:
-        """Record one round; only a round that filled the batch says anything about it."""
-        if self.settled or children < self.size:
+        """Record one round; only a round that (about) filled the batch says anything about
+        it."""
+        if self.settled or 2 * children < self.size:
             return
         self._rates.append(children / max(seconds, 1e-9))
         if len(self._rates) < _LOOKS:
@@ -282,16 +284,34 @@ def bound_domains(search: _Search, domains: Domains) -> Domains:
     return parts[0] if len(parts) == 1 else Domains.cat(parts)
 
 
+_RARE_ROWS = 0.25   # rows needed by fewer domains than this share get a call of their own
+
+
 def _bound(search: _Search, domains: Domains) -> Domains:
     """Bound every domain and raise its clause margins (never below the parent's).  Only the
-    distinct rows of clauses still open in some domain are bounded."""
+    distinct rows of clauses still open are bounded: late in a search most domains share one
+    or two open rows, and a few domains that still need another row would make every domain
+    pay for it, so those few are bounded in a second call."""
+    rows, members = search.spec.distinct
+    need = (domains.margins <= 0).to(torch.float32) @ members.T.to(torch.float32) > 0  # (B, U)
+    common = need.float().mean(dim=0) >= _RARE_ROWS
+    rare = (need & ~common).any(dim=1)
+    share = float(rare.float().mean())
+    if share == 0.0 or share > _RARE_ROWS:
+        return _bound_rows(search, domains, need.any(dim=0))
+    split = [torch.nonzero(~rare).flatten(), torch.nonzero(rare).flatten()]
+    parts = [_bound_rows(search, domains.select(index), need[index].any(dim=0))
+             for index in split]
+    return Domains.cat(parts).select(torch.argsort(torch.cat(split)))
+
+
+def _bound_rows(search: _Search, domains: Domains, needed: Tensor) -> Domains:
+    """Bound the distinct rows ``needed`` (U,) bool of every domain."""
     spec = search.spec
     rows, members = spec.distinct
-    open_clause = domains.margins <= 0                                     # (B, K)
-    needed = (members & open_clause.any(dim=0)).any(dim=1)
     rows, members = rows[needed], members[needed]
     if len(rows) == 0:
-        return domains
+        return domains.with_margins(domains.margins, torch.zeros_like(domains.lower))
     method = search.options.method
     options = BoundOptions(method=method, alpha_iterations=search.options.alpha_iterations,
                            alpha_lr=search.bound_options.alpha_lr)
@@ -307,7 +327,6 @@ def _bound(search: _Search, domains: Domains) -> Domains:
         sensitivity = clause_sensitivity(result.input_coeffs.reshape(len(domains), len(rows), -1),
                                          row_margins, members, margins <= 0)
     return domains.with_margins(margins, sensitivity)
-
 
 
 def _check_centres(search: _Search, domains: Domains):
