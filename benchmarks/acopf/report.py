@@ -269,12 +269,20 @@ def snippet(variants: dict[str, list[InstanceRun]], images: dict[str, str],
     return "\n\n".join(parts) + "\n"
 
 
-def replace_marked(text: str, new: str) -> str:
-    """``text`` with the part between BEGIN_MARK and END_MARK replaced by ``new``."""
-    begin, end = text.find(BEGIN_MARK), text.find(END_MARK)
+def markers(section: str = "") -> tuple[str, str]:
+    """The begin / end comments of a generated section (``section``: "" for the main one)."""
+    if not section:
+        return BEGIN_MARK, END_MARK
+    return f"<!-- acopf-report:{section}:begin -->", f"<!-- acopf-report:{section}:end -->"
+
+
+def replace_marked(text: str, new: str, section: str = "") -> str:
+    """``text`` with the part between the section's markers replaced by ``new``."""
+    begin_mark, end_mark = markers(section)
+    begin, end = text.find(begin_mark), text.find(end_mark)
     if begin < 0 or end < begin:
-        raise ValueError(f"the document needs the markers {BEGIN_MARK} and {END_MARK}")
-    return text[:begin + len(BEGIN_MARK)] + "\n" + new + text[end:]
+        raise ValueError(f"the document needs the markers {begin_mark} and {end_mark}")
+    return text[:begin + len(begin_mark)] + "\n" + new + text[end:]
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -337,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the same suite run with --branch-points midpoint")
     parser.add_argument("--out", default="docs", help="folder for img/*.png (default docs)")
     parser.add_argument("--doc", help="markdown file whose report markers get the tables")
+    parser.add_argument("--section", default="", help="fill the markers "
+                        "<!-- acopf-report:SECTION:begin/end --> instead of the main ones")
     parser.add_argument("--hard", help="instance for the bound plot, e.g. 14_ieee_prop1 "
                                        "(default: the longest BaB)")
     parser.add_argument("--note", default="", help="text put above the tables (which runs)")
@@ -350,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.doc:
         doc = Path(args.doc)
-        doc.write_text(replace_marked(doc.read_text(), text))
+        doc.write_text(replace_marked(doc.read_text(), text, args.section))
         print(f"updated {doc}", file=sys.stderr)
     return 0
 

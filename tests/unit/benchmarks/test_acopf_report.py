@@ -138,3 +138,10 @@ def test_split_kinds_of_neurons_feeding_several_ops():
     assert report.split_family("sin/cos") == "sin/cos"
     assert report.split_family("pow/mul") == "square/product"
     assert report.split_family("Relu") == "ReLU"
+
+
+def test_named_sections_are_filled_separately():
+    begin, end = report.markers("closer")
+    text = f"{report.BEGIN_MARK}\nA\n{report.END_MARK}\n{begin}\nB\n{end}\n"
+    out = report.replace_marked(text, "new\n", "closer")
+    assert "A" in out and "B" not in out and "new" in out
