@@ -382,9 +382,12 @@ def tighten_intermediate(graph: Graph, lower: Tensor, upper: Tensor, interm: Map
     per_row = sum(plan.rules[n.name].num_params * math.prod(plan.graph.shapes[n.inputs[0]])
                   for n in plan.graph.nodes if n.name in plan.rules
                   and plan.rules[n.name].num_params) or 1
+    batch = lower.shape[0]
     for name in order:
         if time.monotonic() >= deadline:
             break
+        if 2 * math.prod(plan.graph.shapes[name]) * batch * per_row > _TIGHTEN_ELEMENTS:
+            continue                # too large even if every neuron were open
         req = _Request("crown", current, False, False, deadline, frozenset(current))
         with torch.no_grad():
             state, _, _ = _intermediate(plan, box, req)
@@ -394,7 +397,7 @@ def tighten_intermediate(graph: Graph, lower: Tensor, upper: Tensor, interm: Map
         if name in plan.relu_only:
             need &= (lo < 0) & (up > 0)
         index = torch.nonzero(need.any(dim=0)).flatten()
-        if index.numel() == 0 or 2 * index.numel() * lo.shape[0] * per_row > _TIGHTEN_ELEMENTS:
+        if index.numel() == 0:
             continue
         current[name] = _tighten_rows(state, name, index, box, options, deadline)
     return current

@@ -89,7 +89,7 @@ def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
     iterations = max(bound_options.alpha_iterations, options.neuron_root_iterations)
     root = spec_bounds(graph, lower, upper, spec.coeffs, method="crown" if tighten else "alpha",
                        options=replace(bound_options, alpha_iterations=iterations),
-                       deadline=deadline,
+                       deadline=_share(deadline, _ROOT_SHARE),
                        thresholds=spec.thresholds.to(dtype), groups=spec.groups,
                        keep_linear=True)
     margins = spec.clause_margins(root.lower)
@@ -112,6 +112,13 @@ def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
 
 
 _TIGHTEN_SHARE = 0.3     # of the time left, for optimising the root's intermediate bounds
+_ROOT_SHARE = 0.25       # of the time left, for the root's alpha steps (the rest: branching)
+
+
+def _share(deadline: float, share: float) -> float:
+    """The deadline for a stage that may use ``share`` of the time left."""
+    now = time.monotonic()
+    return min(deadline, now + share * max(0.0, deadline - now))
 
 
 def _tightened_root(graph: Graph, spec: Spec, root, margins: Tensor, lower: Tensor,
@@ -121,15 +128,14 @@ def _tightened_root(graph: Graph, spec: Spec, root, margins: Tensor, lower: Tens
     from ``root``'s CROWN intervals): CROWN's intermediate bounds of deep non-ReLU nets are
     loose, and every child inherits the root's intervals (measured on eran sigmoid 6x200 idx
     3991: worst margin -1.55 -> +2.9).  Returns the alpha result and its clause margins."""
-    until = time.monotonic() + _TIGHTEN_SHARE * max(0.0, deadline - time.monotonic())
     interm = tighten_intermediate(
         graph, lower, upper, root.intermediate,
         replace(bound_options, alpha_iterations=options.neuron_tighten_iterations),
-        min(deadline, until))
+        _share(deadline, _TIGHTEN_SHARE))
     iterations = max(bound_options.alpha_iterations, options.neuron_root_iterations)
     again = spec_bounds(graph, lower, upper, spec.coeffs, method="alpha",
                         options=replace(bound_options, alpha_iterations=iterations),
-                        deadline=deadline, interm=interm,
+                        deadline=_share(deadline, _ROOT_SHARE), interm=interm,
                         fixed=frozenset(interm), thresholds=spec.thresholds.to(lower.dtype),
                         groups=spec.groups)
     better = torch.maximum(margins, spec.clause_margins(again.lower))
