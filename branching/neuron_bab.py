@@ -1,18 +1,25 @@
 """Activation-split branch-and-bound (GenBaB, algorithms.md 4) on ReLU and general neurons.
 
-Root: alpha-CROWN on the disjunct, keeping every split tensor's interval, its input-space
-linear bounds (BBPS shortcuts) and the coefficients at each nonlinear node's output.
+Root: CROWN on the disjunct (keeping every split tensor's input-space linear bounds for the BBPS
+shortcuts), then alpha-CROWN on the intermediate tensors themselves
+(``bounds.engine.tighten_intermediate``, at most 30% of the time left) and alpha-CROWN on the
+spec with those intervals (at most 25%).  Every child inherits the root's intervals, so this is
+where deep sigmoid nets are won: on eran ffnnSIGMOID 6x200 idx 3991 and 7107 it proves the
+root outright.
 One round: pop the least-proved domains, re-run the final backward pass on them with their
 intervals fixed (cheap; it gives each domain's own coefficients ``Lambda``), score every
 candidate of every split tensor in one ranking (``branching.bbps``), split the best one per
 domain (ReLU-fed tensors at 0, others at the branching-point table's point or the midpoint),
-bound all children in one batched ``spec_bounds`` call with the parents' intervals as
-``interm``, keep the best clause margins and drop verified children.
+bound all children in one batched ``spec_bounds`` call (``_bound``: halves the batch on
+out-of-memory) with the parents' intervals as ``interm``, keep the best clause margins and
+drop verified children.  Children start from their parent's alpha and beta (stored per domain
+in ``Domains``) and only the spec rows of clauses still open in some child are bounded.
 
 Beta (algorithms.md 4.2 step 3): every child bound optimises Lagrangian multipliers of the
 constraints ``h_j >= l_j`` / ``h_j <= u_j`` of the neurons whose interval is narrower than at
-the root (``bounds.engine.SplitConstraints``), which is how a split reaches the final bound
-beyond its consumers' relaxations (and what lets a fully split ReLU domain be proved).
+the root (``bounds.engine.SplitConstraints``), jointly with alpha (one backward pass per step),
+which is how a split reaches the final bound beyond its consumers' relaxations (and what lets a
+fully split ReLU domain be proved).
 
 Refresh policy (``BranchingOptions.neuron_refresh``): ``"after"`` (default) keeps the parents'
 intervals of every tensor up to the earliest split tensor of the batch and recomputes the
@@ -20,8 +27,10 @@ later ones by CROWN (intersected with the parents'), so a split reaches every la
 relaxation; ``"fixed"`` recomputes nothing (only the final pass; without beta the split then
 acts only through its consumers' relaxations); ``"all"`` recomputes every tensor.
 
-All children share the parent's input box, so there are no centre checks; counterexamples come
-from the attacks around this search (``verifier.api``).
+Statistics: splits by kind of the split neuron's consumers (``split_kind``), rounds, domains,
+queue and the worst margin over time (``branching.bab._record``); a progress line at most every
+``progress_interval_s``.  All children share the parent's input box, so there are no centre
+checks; counterexamples come from the attacks around this search (``verifier.api``).
 """
 from __future__ import annotations
 
