@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point.  Run as a program (``argv`` None), the timeout watchdog is armed: it ends
     the process if the pipeline overruns; called with an explicit ``argv`` (tests, embedding)
     it is not, so a host process is never killed."""
-    start = time.monotonic() - _seconds_since_process_start()
+    # as a program the budget runs from process start; embedded (tests), from this call
+    start = time.monotonic() - (_seconds_since_process_start() if argv is None else 0.0)
     parser = _build_parser()
     args = parser.parse_args(argv)
     args.start_time = start
