@@ -165,7 +165,7 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         except _Exhausted:
             return BabOutcome(BabStatus.UNKNOWN, reason="a domain has nothing left to split")
         alive = children.select(torch.nonzero(children.worst <= 0).flatten())
-        pool.push(alive)
+        pool.push(_within_warm_budget(alive, len(pool)))
         rounds += 1
         _record(search.stats, rounds, len(children), len(pool), pool.worst_margin())
         if time.monotonic() - last_report >= options.progress_interval_s:
@@ -174,6 +174,24 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
                         rounds, len(pool), pool.worst_margin(),
                         search.deadline - time.monotonic())
     return BabOutcome(BabStatus.VERIFIED, reason=f"all domains proved in {rounds} rounds")
+
+
+_WARM_BYTES = 2 << 30    # warm starts kept in the pool at most (alpha and beta of every domain)
+
+
+def _within_warm_budget(alive: Domains, queued: int) -> Domains:
+    """``alive`` without its alpha and beta when keeping them for the whole pool would pass
+    ``_WARM_BYTES`` (pushing domains without them drops them pool-wide: children then start
+    from the default relaxation, which is only slower)."""
+    if not len(alive) or not (alive.alpha or alive.beta):
+        return alive
+    size = sum(a.numel() * a.element_size() for a in alive.alpha.values())
+    size += sum(b.numel() * b.element_size() for pair in alive.beta.values() for b in pair)
+    if size / len(alive) * (queued + len(alive)) <= _WARM_BYTES:
+        return alive
+    logger.info("warm starts of %d domains would pass %d MiB: dropped", queued + len(alive),
+                _WARM_BYTES >> 20)
+    return replace(alive, alpha={}, beta={})
 
 
 def _branch(search: _Search, parents: Domains) -> Domains:

@@ -92,3 +92,14 @@ def test_split_kind_names_the_consumers():
     assert nb.split_kind(node) == "sin/cos"
     assert nb.split_kind(NS(consumers=(NS(op_type="Relu"),))) == "relu"
     assert nb.split_kind(NS(consumers=(NS(op_type="Mul"),))) == "mul"
+
+
+def test_warm_starts_are_dropped_pool_wide_past_the_memory_budget(monkeypatch):
+    d = _domains(4)
+    assert nb._within_warm_budget(d, 10).alpha                      # small: kept
+    monkeypatch.setattr(nb, "_WARM_BYTES", 64)
+    kept = nb._within_warm_budget(d, 10)
+    assert not kept.alpha and not kept.beta and len(kept) == 4
+    pool = Pool(_domains(3))
+    pool.push(kept)
+    assert len(pool) == 7 and not pool.pop(7).alpha
