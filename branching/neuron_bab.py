@@ -272,10 +272,13 @@ def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision], int
     open_rows = (parents.margins <= 0)[:, spec.groups.clamp(min=0)] & (spec.groups >= 0)
     data = ScoreInput(intervals, points, dict(current.output_coeffs), open_rows,
                       (parents.lower, parents.upper))
-    which, index, _ = choose_neurons(search.plan, search.nodes, data, search.options.heuristic,
+    nodes = splittable_nodes(search.nodes, search.options.split)
+    if not nodes:
+        return [], 0, torch.ones(batch, dtype=torch.bool, device=parents.lower.device)
+    which, index, _ = choose_neurons(search.plan, nodes, data, search.options.heuristic,
                                      search.cuts, search.options.bbps_refine)
     decisions = []
-    for i, node in enumerate(search.nodes):
+    for i, node in enumerate(nodes):
         chosen = which == i
         if not bool(chosen.any()):
             continue
@@ -283,7 +286,15 @@ def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision], int
         split_at = points[node.tensor].gather(1, index.clamp(min=0).unsqueeze(1)).squeeze(1)
         decisions.append(SplitDecision(node.tensor, idx, split_at))
     used = which[which >= 0]
-    return decisions, int(used.min()) if len(used) else 0, which < 0
+    first = search.nodes.index(nodes[int(used.min())]) if len(used) else 0
+    return decisions, first, which < 0
+
+
+def splittable_nodes(nodes: list[SplitNode], split: str) -> list[SplitNode]:
+    """The split tensors a round may choose from: with ``split="relu-only"`` only ReLU-fed
+    ones (general neurons keep their relaxation; a domain with no unstable ReLU left bisects
+    its input box instead)."""
+    return [n for n in nodes if n.at_zero] if split == "relu-only" else list(nodes)
 
 
 def _fixed(search: _Search, first: int) -> frozenset[str] | None:

@@ -103,3 +103,22 @@ def test_warm_starts_are_dropped_pool_wide_past_the_memory_budget(monkeypatch):
     pool = Pool(_domains(3))
     pool.push(kept)
     assert len(pool) == 7 and not pool.pop(7).alpha
+
+
+def test_relu_only_keeps_general_neurons_unsplit():
+    from types import SimpleNamespace as NS
+    nodes = [NS(tensor="a", at_zero=True), NS(tensor="b", at_zero=False)]
+    assert [n.tensor for n in nb.splittable_nodes(nodes, "relu-only")] == ["a"]
+    assert [n.tensor for n in nb.splittable_nodes(nodes, "all")] == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_relu_only_on_a_sigmoid_net_bisects_inputs_and_stays_sound():
+    graph, lip = _mlp("Sigmoid")
+    threshold = _unsat_threshold(graph, lip)
+    outcome, stats = _run(graph, threshold, split="relu-only", timeout_s=10.0)
+    assert "sigmoid" not in stats.splits_by_kind
+    assert stats.splits_by_kind.get("input", 0) > 0
+    from tests.unit.branching.test_neuron_bab import _grid_min
+    bad, _ = _run(graph, _grid_min(graph) + 1e-3, split="relu-only", timeout_s=3.0)
+    assert bad.status is not BabStatus.VERIFIED
