@@ -112,6 +112,8 @@ def _prove_and_branch(run: _Run):
 
     with timed(run.stats, "bounds"):
         outcome = prove(run.graph, run.prop, run.options, run.deadline)
+        if not outcome.verified and _near_miss(run, outcome):
+            outcome = _in_float64(run, outcome)
     run.stats.extra["bound_method"] = outcome.method
     if outcome.verified:
         return Status.VERIFIED, None, f"proved by {outcome.method} bound propagation"
@@ -120,6 +122,41 @@ def _prove_and_branch(run: _Run):
     open_disjuncts = [i for i, row in enumerate(outcome.refuted) if not all(row)]
     with timed(run.stats, "bab"):
         return _branch(run, open_disjuncts)
+
+
+_NEAR_MISS = 1e-4   # relative to the thresholds' magnitude: within float32 rounding noise
+
+
+def _near_miss(run: _Run, outcome) -> bool:
+    """True when every open clause failed by less than float32 rounding could explain (e.g.
+    a generator output ``lo + (hi - lo) * sigmoid`` against a limit 1e-6 above ``hi``: the
+    float32 bounds' outward rounding alone costs more than the true margin)."""
+    if run.options.dtype != "float32":
+        return False
+    scale = 1.0 + max((float(abs(c.thresholds).max(initial=0.0)) for d in run.prop.disjuncts
+                       for c in d.clauses), default=0.0)
+    open_margins = [m for row, refuted in zip(outcome.margins, outcome.refuted)
+                    for m, r in zip(row, refuted) if not r]
+    return bool(open_margins) and min(open_margins) > -_NEAR_MISS * scale
+
+
+def _in_float64(run: _Run, outcome):
+    """Bound propagation again in float64 (sound like float32, with 2^29 times smaller
+    rounding pads); a clause counts as refuted if either precision refutes it."""
+    import dataclasses
+
+    from bounds.engine import ProofOutcome, prove
+
+    again = prove(run.graph, run.prop, dataclasses.replace(run.options, dtype="float64"),
+                  run.deadline)
+    refuted = tuple(tuple(a or b for a, b in zip(r32, r64))
+                    for r32, r64 in zip(outcome.refuted, again.refuted))
+    margins = tuple(tuple(max(a, b) for a, b in zip(m32, m64))
+                    for m32, m64 in zip(outcome.margins, again.margins))
+    verified = len(refuted) == len(run.prop.disjuncts) and all(all(r) for r in refuted)
+    run.stats.extra["float64_bounds"] = "proved" if again.verified else "tried"
+    method = f"{again.method} (float64)" if again.verified else outcome.method
+    return ProofOutcome(verified, refuted, margins, method, again.timed_out)
 
 
 def _branch(run: _Run, open_disjuncts: list[int]):
