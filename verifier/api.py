@@ -87,7 +87,8 @@ def _decide(run: _Run):
     propagation; with time left, go on attacking from fresh restarts until the deadline."""
     falsifier = _make_falsifier(run)
     first_deadline = min(run.deadline, time.monotonic()
-                         + run.options.attack.first_share * run.options.timeout_s)
+                         + min(run.options.attack.first_share * run.options.timeout_s,
+                               run.options.attack.first_max_s))
     cex = _falsify(run, falsifier, rounds=run.options.attack.rounds, deadline=first_deadline)
     if cex is not None:
         return Status.FALSIFIED, cex, "counterexample found by the attack, confirmed by onnxruntime"

@@ -16,6 +16,7 @@ class AttackOptions:
     rounds: int = 1             # PGD rounds of the first attack (more run later if time is left)
     tolerance: float = 1e-4     # aim this far past each threshold so onnxruntime agrees
     first_share: float = 0.03   # share of the timeout the first attack may use before bounds
+    first_max_s: float = 2.0    # ... and at most this long (a 600 s run would spend 18 s)
     seed: int = 0
 
     def __post_init__(self) -> None:
