@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from bounds.engine import spec_bounds
+from branching import memory
 from branching.domain import Domains, Pool
 from branching.heuristics import clause_sensitivity, rank_input_dims
 from branching.split import split_input_dims
@@ -201,6 +202,16 @@ def _split_depth(budget: int, parents: int, free_dims: int) -> int:
     return max(1, min(depth, free_dims, _MAX_DEPTH))
 
 
+def _pool_capacity(search: _Search) -> int:
+    """Waiting boxes the memory budget (free memory, or --max-memory) can hold: each keeps
+    its input box and one margin per spec row, plus some bookkeeping."""
+    coeffs = search.spec.coeffs
+    element = coeffs.element_size()
+    per_domain = element * (2 * search.graph.input_size + coeffs.shape[0]) + 64
+    budget = memory.budget_bytes(coeffs.device, search.options.max_memory_gb)
+    return memory.pool_capacity(search.options.max_domains, per_domain, budget)
+
+
 def _loop(search: _Search, pool: Pool) -> BabOutcome:
     stats, options = search.stats, search.options
     last_report = time.monotonic()
@@ -211,8 +222,9 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
     # the batch size is tuned on this process's CPU time where it can be: a shared machine
     # stalls single rounds at random, which wall time would blame on the batch size
     clock = time.process_time if search.spec.coeffs.device.type == "cpu" else time.perf_counter
+    max_domains = _pool_capacity(search)
     while len(pool):
-        stop = limit_reached(pool, search.deadline, options.max_domains)
+        stop = limit_reached(pool, search.deadline, max_domains)
         if stop is not None:
             return stop
         begun = clock()

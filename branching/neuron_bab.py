@@ -45,6 +45,7 @@ from torch import Tensor
 from bounds.engine import SplitConstraints, spec_bounds, tighten_intermediate
 from bounds.plan import Plan, make_plan
 from branching.bab import BabOutcome, BabStatus, Check, Spec, _record, limit_reached
+from branching import memory
 from branching.bbps import ScoreInput, Shortcut, SplitNode, choose_neurons, shortcuts, split_nodes
 from branching.domain import Domains, Pool
 from branching.split import SplitDecision, split_inputs, split_neurons
@@ -80,6 +81,7 @@ class _Search:
     deadline: float
     stats: Stats
     child_batch: int = 1 << 30     # children bounded per call; halved on out-of-memory
+    max_domains: int = 500_000     # pool size at which the search gives up (memory)
 
 
 def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
@@ -115,6 +117,7 @@ def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
     interm = {n.tensor: root.intermediate[n.tensor] for n in nodes}
     search = _Search(graph, plan, spec, nodes, cuts, interm,
                      options, bound_options, deadline, stats)
+    _size_for_memory(search, dtype, dev)
     depth = torch.zeros(1, dtype=torch.long, device=dev)
     start = Domains(lower, upper, margins, depth, interm, alpha=dict(root.alpha))
     return _loop(search, Pool(start))
@@ -151,12 +154,25 @@ def _tightened_root(graph: Graph, spec: Spec, root, margins: Tensor, lower: Tens
     return again, better
 
 
+def _size_for_memory(search: _Search, dtype: torch.dtype, device: torch.device) -> None:
+    """Children per bounding call and pool capacity from the free memory (or --max-memory);
+    the out-of-memory back-off in ``_bound`` corrects an estimate that was too optimistic."""
+    budget = memory.budget_bytes(device, search.options.max_memory_gb)
+    element = torch.finfo(dtype).bits // 8
+    per_child = memory.domain_bytes(search.graph, search.spec.coeffs.shape[0], element)
+    search.child_batch = memory.batch_size(2 * search.options.batch_size, per_child, budget)
+    search.max_domains = memory.pool_capacity(
+        search.options.max_domains, memory.stored_domain_bytes(search.graph, element), budget)
+    logger.debug("memory budget %.1f GB: %d children per call, pool of at most %d domains",
+                 budget / 2 ** 30, search.child_batch, search.max_domains)
+
+
 def _loop(search: _Search, pool: Pool) -> BabOutcome:
     options = search.options
     last_report = time.monotonic()
     rounds = 0
     while len(pool):
-        stop = limit_reached(pool, search.deadline, options.max_domains)
+        stop = limit_reached(pool, search.deadline, search.max_domains)
         if stop is not None:
             return stop
         parents = pool.pop(max(1, min(options.batch_size, search.child_batch // 2)))
@@ -308,12 +324,7 @@ def _fixed(search: _Search, first: int) -> frozenset[str] | None:
 
 
 _OOM_ERRORS = (torch.OutOfMemoryError, MemoryError, RuntimeError)
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+_out_of_memory = memory.is_out_of_memory
 
 
 def _bound(search: _Search, children: Domains, fixed: frozenset[str]) -> Domains:
