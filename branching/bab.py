@@ -357,7 +357,7 @@ def _check_centres(search: _Search, domains: Domains):
 
 
 _ATTACK_DOMAINS = 8
-_ATTACK_SHARE = 0.1   # most of the BaB time that the attacks inside BaB may take
+_ATTACK_SHARE = 0.25   # most of the BaB time that the attacks inside BaB may take
 
 
 def _time_share_attack(search: _Search, pool: Pool):
