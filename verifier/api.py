@@ -72,6 +72,8 @@ def verify(model: Any, spec: Any, *, timeout: float | None = None, device: str |
         options = dataclasses.replace(options, device=device)
     _check_device(options.device)
     stats = Stats()
+    global _CURRENT_STATS
+    _CURRENT_STATS = stats
     with timed(stats, "load"):
         graph, onnx_model = _load(model, spec, input_shape)
     with timed(stats, "parse"):
@@ -80,6 +82,15 @@ def verify(model: Any, spec: Any, *, timeout: float | None = None, device: str |
     status, cex, message = _decide(run)
     return Result(status=status, counterexample=cex, time_s=time.monotonic() - start,
                   stats=stats, message=message)
+
+
+_CURRENT_STATS: Stats | None = None
+
+
+def current_stats() -> Stats | None:
+    """The statistics of the latest ``verify`` call in this process (for the CLI's watchdog,
+    which reports them when it has to end a run that overran its budget)."""
+    return _CURRENT_STATS
 
 
 def _decide(run: _Run):

@@ -72,7 +72,7 @@ def _seconds_since_process_start() -> float:
 def cmd_verify(args: argparse.Namespace) -> int:
     from verifier.errors import VerifierError
 
-    watchdog = (_start_watchdog(args.result_file, args.timeout, args.start_time)
+    watchdog = (_start_watchdog(args.result_file, args.timeout, args.start_time, args.json)
                 if args.watchdog else None)
     try:
         import torch
@@ -173,13 +173,15 @@ def _write_result(path: str | None, word: str, counterexample) -> None:
     os.replace(tmp, target)
 
 
-def _start_watchdog(result_file: str | None, timeout_s: float, start: float):
+def _start_watchdog(result_file: str | None, timeout_s: float, start: float,
+                    as_json: bool = False):
     """Last line of defence for the timeout: if the pipeline is stuck past the budget (e.g.
-    inside one long tensor operation), write ``timeout`` and end the process."""
+    inside one long tensor operation), write ``timeout`` and end the process.  With --json
+    the report carries the statistics gathered so far (BaB rounds, bound history)."""
     def fire() -> None:
         try:
             _write_result(result_file, "timeout", None)
-            print("timeout", flush=True)
+            print(json.dumps(_watchdog_report(start)) if as_json else "timeout", flush=True)
         finally:
             os._exit(EXIT_OK)
 
@@ -188,6 +190,26 @@ def _start_watchdog(result_file: str | None, timeout_s: float, start: float):
     timer.daemon = True
     timer.start()
     return timer
+
+
+def _watchdog_report(start: float) -> dict:
+    """The JSON report of a run the watchdog ends (stats read while the pipeline is stuck:
+    copies are taken defensively)."""
+    report = {"result": "timeout", "status": "timeout",
+              "time_s": round(time.monotonic() - start, 4),
+              "message": "stopped by the watchdog: a stage overran the time budget"}
+    try:
+        from verifier.api import current_stats
+        from verifier.result import Result, Status
+
+        stats = current_stats()
+        if stats is not None:
+            full = _result_json(Result(Status.TIMEOUT, time_s=report["time_s"], stats=stats,
+                                       message=report["message"]))
+            report["stats"] = full["stats"]
+    except Exception:   # the report is best effort; the result file is already written
+        pass
+    return report
 
 
 # -- check-model --------------------------------------------------------------------------
