@@ -313,7 +313,7 @@ def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision], int
         if not bool(chosen.any()):
             continue
         idx = torch.where(chosen, index, -1)
-        split_at = points[node.tensor].gather(1, index.clamp(min=0).unsqueeze(1)).squeeze(1)
+        split_at = points[node.tensor].gather(1, idx.clamp(min=0).unsqueeze(1)).squeeze(1)
         decisions.append(SplitDecision(node.tensor, idx, split_at))
     used = which[which >= 0]
     first = search.nodes.index(nodes[int(used.min())]) if len(used) else 0

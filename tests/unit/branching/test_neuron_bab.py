@@ -148,3 +148,16 @@ def test_split_nodes_mark_relu_inputs_for_zero_and_sigmoid_for_the_table():
     sig, _ = _mlp("Sigmoid")
     assert all(n.at_zero and n.key is None for n in split_nodes(make_plan(relu)))
     assert all(not n.at_zero and n.key == "Sigmoid" for n in split_nodes(make_plan(sig)))
+
+
+@pytest.mark.parametrize("split", ["all", "relu-only"])
+def test_domains_choosing_split_layers_of_different_widths_in_one_round(split):
+    # a wide layer then a narrow one: in one round some domains pick a neuron of the wide
+    # layer with an index the narrow layer does not have (the split point was once gathered
+    # with the wrong index and crashed)
+    graph, _ = _mlp("Relu", widths=(2, 24, 3, 1), seed=4)
+    threshold = _grid_min(graph) + 1e-3          # violated: BaB keeps splitting until timeout
+    outcome, stats = _run(graph, threshold, timeout_s=4.0, split=split,
+                          neuron_tighten_iterations=0)
+    assert stats.bab_rounds > 3
+    assert outcome.status is not BabStatus.VERIFIED
