@@ -112,7 +112,7 @@ def decided_by(run: InstanceRun) -> str:
     """Which stage gave the answer, from the instance's message: "alpha bounds" (bound
     propagation alone), "BaB", "attack"; "-" when unsolved or unknown."""
     message = (run.report or {}).get("message", "")
-    bounds = re.search(r"proved by (\w+) bound propagation", message)
+    bounds = re.search(r"proved by (\w+(?: \(float64\))?) bound propagation", message)
     if not run.solved:
         return "-"
     if bounds:

@@ -145,3 +145,14 @@ def test_named_sections_are_filled_separately():
     text = f"{report.BEGIN_MARK}\nA\n{report.END_MARK}\n{begin}\nB\n{end}\n"
     out = report.replace_marked(text, "new\n", "closer")
     assert "A" in out and "B" not in out and "new" in out
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("proved by alpha bound propagation", "alpha bounds"),
+    ("proved by ibp (float64) bound propagation", "ibp (float64) bounds"),
+    ("proved by branch-and-bound", "BaB"),
+    ("counterexample found by the attack, confirmed by onnxruntime", "attack")])
+def test_decided_by_reads_the_message(message, expected):
+    run = report.InstanceRun("m.onnx", "p_prop2.vnnlib", "unsat", 1.0,
+                             report={"message": message, "stats": {}})
+    assert report.decided_by(run) == expected
