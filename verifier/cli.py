@@ -394,7 +394,25 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="extra arguments passed to every 'genbab verify'")
     _add_common(p)
     p.set_defaults(func=cmd_run_suite)
+
+    p = sub.add_parser("lut", help="branching-point tables: 'genbab lut build [KEYS] [--check]'",
+                       add_help=False)
+    p.add_argument("lut_args", nargs=argparse.REMAINDER,
+                   help="build [KEYS ...] [--check] [--step S] ... (see 'genbab lut build -h')")
+    p.set_defaults(func=cmd_lut)
     return parser
+
+
+def cmd_lut(args: argparse.Namespace) -> int:
+    """``genbab lut build ...`` is ``python -m lut.build ...`` (offline table building)."""
+    rest = list(args.lut_args)
+    if not rest or rest[0] != "build":
+        print("usage: genbab lut build [KEYS ...] [--check] [--step S] [--step-2d S] "
+              "[--refine N] [--out DIR]", file=sys.stderr)
+        return EXIT_ERROR
+    from lut.build import main as build_main
+
+    return build_main(rest[1:])
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
