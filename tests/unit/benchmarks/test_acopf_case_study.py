@@ -2,7 +2,6 @@
 model summary of docs/acopf.md (op counts of the 14-bus ONNX graph)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,14 +13,6 @@ from benchmarks.acopf.grid import load_grid
 from benchmarks.acopf.vnnlib_writer import format_vnnlib
 from verifier.onnx_loader import load_model
 from vnnlib.parser import parse_vnnlib
-
-
-@pytest.fixture(scope="module")
-def folder(benchmarks: Path) -> Path:
-    path = benchmarks / "ml4acopf_2023"
-    if not (path / "data" / "14_ieee.ref.json").exists():
-        pytest.skip("ml4acopf_2023/data not in this benchmark snapshot")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -39,14 +39,6 @@ FILES = {
 ROUNDING = 1e-9        # the files print numbers with 9 decimals (half of it, plus float noise)
 
 
-@pytest.fixture(scope="module")
-def folder(benchmarks: Path) -> Path:
-    path = benchmarks / "ml4acopf_2023"
-    if not (path / "data" / "14_ieee.ref.json").exists():
-        pytest.skip("ml4acopf_2023/data not in this benchmark snapshot")
-    return path
-
-
 _GRIDS: dict[str, Grid] = {}
 
 
