@@ -268,33 +268,12 @@ def _record(stats: Stats, rounds: int, visited: int, queue: int, worst: float) -
         stats.best_bound_history.append((now, worst))
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
-
-
 def bound_domains(search: _Search, domains: Domains) -> Domains:
-    """Bound ``domains`` in calls of at most ``search.chunk`` domains.  On out-of-memory the
-    chunk is halved (and stays halved for later rounds) and the failed part is retried, so a
-    batch size that suits a small model cannot crash a large one."""
-    parts, start = [], 0
-    while start < len(domains):
-        size = min(search.chunk, len(domains) - start)
-        part = domains if size == len(domains) else domains.select(
-            torch.arange(start, start + size, device=domains.lower.device))
-        try:
-            parts.append(_bound(search, part))
-        except (RuntimeError, MemoryError) as error:
-            if not _is_out_of_memory(error) or size == 1:
-                raise
-            search.chunk = max(1, size // 2)
-            logger.info("out of memory bounding %d domains: now %d per call", size, search.chunk)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        start += size
-    return parts[0] if len(parts) == 1 else Domains.cat(parts)
+    """Bound ``domains`` in calls of at most ``search.chunk`` domains (halved and remembered
+    on out-of-memory, see ``memory.bound_in_chunks``)."""
+    bounded, search.chunk = memory.bound_in_chunks(domains, search.chunk,
+                                                   lambda part: _bound(search, part))
+    return bounded
 
 
 _RARE_ROWS = 0.25   # rows needed by fewer domains than this share get a call of their own

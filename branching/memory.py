@@ -9,12 +9,18 @@ an out-of-memory error (``is_out_of_memory``).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
+from typing import Callable
 
 import torch
 
+from branching.domain import Domains
+
 from verifier.graph import Graph
+
+logger = logging.getLogger(__name__)
 
 # the share of the free memory that one batch may use: bounds, autograd graphs of alpha/beta
 # and the allocator's slack all come on top of the estimate
@@ -118,3 +124,28 @@ def is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and ("out of memory" in text
                                               or "can't allocate memory" in text
                                               or "not enough memory" in text)
+
+
+def bound_in_chunks(domains: Domains, chunk: int,
+                    bound: Callable[[Domains], Domains]) -> tuple[Domains, int]:
+    """``bound`` on ``domains`` in calls of at most ``chunk`` domains; on out-of-memory the
+    chunk is halved and the failed part retried.  Returns the bounded domains and the chunk
+    size to use from now on (so a batch size that suits a small model cannot crash a large
+    one, and the search does not run into the same error every round)."""
+    parts, start = [], 0
+    while start < len(domains):
+        size = min(chunk, len(domains) - start)
+        part = domains if size == len(domains) else domains.select(
+            torch.arange(start, start + size, device=domains.lower.device))
+        try:
+            parts.append(bound(part))
+        except (RuntimeError, MemoryError) as error:
+            if not is_out_of_memory(error) or size <= 1:
+                raise
+            chunk = max(1, size // 2)
+            logger.info("out of memory bounding %d domains: %d per call from now on", size, chunk)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        start += size
+    return (parts[0] if len(parts) == 1 else Domains.cat(parts)), chunk

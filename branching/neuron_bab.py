@@ -337,31 +337,13 @@ def _fixed(search: _Search, first: int) -> frozenset[str] | None:
     return frozenset(names[:first + 1])
 
 
-_OOM_ERRORS = (torch.OutOfMemoryError, MemoryError, RuntimeError)
-_out_of_memory = memory.is_out_of_memory
-
-
 def _bound(search: _Search, children: Domains, fixed: frozenset[str]) -> Domains:
     """Bound all children (in one call when memory allows) and raise their margins (never
     below the parent's).  Out of memory halves the number of children per call, for this
     batch and the rest of the search (``search.child_batch``), and retries."""
-    done, start = [], 0
-    while start < len(children):
-        size = min(search.child_batch, len(children) - start)
-        part = children.select(torch.arange(start, start + size, device=children.lower.device))
-        try:
-            done.append(_bound_batch(search, part, fixed))
-        except _OOM_ERRORS as error:
-            if not _out_of_memory(error) or size <= 1:
-                raise
-            search.child_batch = max(1, size // 2)
-            logger.info("out of memory bounding %d children: %d per call from now on",
-                        size, search.child_batch)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        start += size
-    return Domains.cat(done)
+    bounded, search.child_batch = memory.bound_in_chunks(
+        children, search.child_batch, lambda part: _bound_batch(search, part, fixed))
+    return bounded
 
 
 def _bound_batch(search: _Search, children: Domains, fixed: frozenset[str]) -> Domains:
