@@ -19,7 +19,7 @@ from torch import Tensor
 
 from bounds.interval import product_operands
 from bounds.linear import constant_part, linear_adjoint, unbroadcast
-from bounds.plan import LINEAR, MATMUL, MUL, UNARY, Plan
+from bounds.plan import LINEAR, MATMUL, UNARY, Plan
 from verifier.graph import Node
 
 Pair = tuple[Tensor, Tensor]

@@ -155,8 +155,6 @@ def _near_miss(run: _Run, outcome) -> bool:
 def _in_float64(run: _Run, outcome):
     """Bound propagation again in float64 (sound like float32, with 2^29 times smaller
     rounding pads); a clause counts as refuted if either precision refutes it."""
-    import dataclasses
-
     from bounds.engine import ProofOutcome, prove
 
     again = prove(run.graph, run.prop, dataclasses.replace(run.options, dtype="float64"),

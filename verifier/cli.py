@@ -78,7 +78,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         import torch
 
         from verifier.api import verify
-        from verifier.options import VerifyOptions
 
         torch.set_num_threads(args.threads)
 
