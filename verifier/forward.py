@@ -435,9 +435,25 @@ def _straight_through(step: Callable[[Tensor], Tensor], slope: Callable[[Tensor]
     return _unary(forward)
 
 
+_SIGN_SCALE = 0.5   # surrogate width as a share of the mean |input| of each point
+
+
+def _scaled_tanh(x: Tensor) -> Tensor:
+    """``s tanh(x / s)`` with ``s`` half the mean ``|x|`` of each point (detached): a gradient
+    of about 1 for inputs within ``s`` of the step and a fading one beyond.  A fixed
+    ``tanh(x)`` gives no gradient at all when pre-activations are in the hundreds (binarised
+    networks on 0-255 pixels), and the identity treats saturated units like free ones."""
+    if x.dim() < 2:
+        s = x.detach().abs().mean()
+    else:
+        s = x.detach().abs().flatten(1).mean(1).reshape(-1, *[1] * (x.dim() - 1))
+    s = (s * _SIGN_SCALE).clamp_min(torch.finfo(x.dtype).tiny)
+    return s * torch.tanh(x / s)
+
+
 # Used by ``evaluate(..., surrogate_gradients=True)``: same values, informative gradients.
 SURROGATE: dict[str, ForwardFn] = {
-    "Sign": _straight_through(torch.sign, torch.tanh),
+    "Sign": _straight_through(torch.sign, _scaled_tanh),
     "Floor": _straight_through(torch.floor, lambda x: x),
     "Ceil": _straight_through(torch.ceil, lambda x: x),
 }

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.attack import Falsifier, _hinge_loss, _row_scale, build_targets
+from verifier.attack import Falsifier, _hinge_loss, _row_scale
 from verifier.onnx_loader import load_model
 from verifier.options import AttackOptions
 from vnnlib.property import Property
@@ -115,3 +114,40 @@ def test_a_round_cut_by_the_deadline_resumes_where_it_stopped():
     assert falsifier._pgd_round(time.monotonic() + 20) is None
     assert falsifier.steps_done == 20 and falsifier.restarts_done == restarts
     assert not falsifier._queue
+
+
+def _binarised_net(seed: int, n: int = 200, hidden: int = 48):
+    """``y = w2 . sign(W1 x + b1)`` on pixels around 100-140 (pre-activations in the hundreds,
+    like binarised image nets), with ``b1`` chosen so that one point ``x*`` of the box puts every
+    hidden sign where ``w2`` wants it (``y(x*) = hidden``).  Random points get about half of the
+    signs right; a fixed ``tanh`` surrogate has no gradient at such pre-activations."""
+    rng = np.random.default_rng(seed)
+    centre = rng.uniform(100, 140, n)
+    target = centre + rng.uniform(-20, 20, n)
+    w1 = rng.choice([-1.0, 1.0], (hidden, n))
+    w2 = rng.choice([-1.0, 1.0], (1, hidden))
+    b1 = -(w1 @ target) + w2[0] * rng.uniform(5, 20, hidden)
+    arrays = {"w1": w1, "b1": b1, "w2": w2, "b2": np.zeros(1)}
+    inits = [numpy_helper.from_array(a.astype(np.float32), k) for k, a in arrays.items()]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], transB=1),
+             helper.make_node("Sign", ["z"], ["h"]),
+             helper.make_node("Gemm", ["h", "w2", "b2"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "bnn", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, n])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return load_model(model), centre
+
+
+def test_sign_surrogate_leads_the_attack_through_large_pre_activations():
+    for seed in range(3):
+        graph, centre = _binarised_net(seed)
+        hidden = 48
+        # violated iff y >= hidden - 4 (at most two of 48 signs wrong)
+        prop = Property.from_box(centre - 20, centre + 20,
+                                 [(np.array([[-1.0]]), np.array([-(hidden - 4.0)]))])
+        falsifier = Falsifier(graph, prop, AttackOptions(samples=16))
+        found = falsifier.run(time.monotonic() + 10.0, rounds=20)
+        assert found is not None, f"seed {seed}: best margin {falsifier.best_margin}"
+        assert bool(np.all(found.x >= centre - 20 - 1e-4)) and bool(np.all(found.x <= centre + 20 + 1e-4))
