@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -56,6 +57,8 @@ from vnnlib.property import Disjunct
 
 logger = logging.getLogger(__name__)
 
+Falsify = Callable[[float], object]   # attack until time.monotonic() reaches the argument;
+# returns a confirmed counterexample or None
 _POINTS = None      # one BranchPoints per process (lut/table.py)
 
 
@@ -80,6 +83,13 @@ class _Search:
     bound_options: BoundOptions
     deadline: float
     stats: Stats
+    falsify: Falsify | None = None   # an attack turn until the given time (verifier.api)
+    attack_s: float = 0.0            # seconds the attack turns have taken so far
+    started: float = field(default_factory=time.monotonic)
+    round_s: float = 0.0             # the last round's duration (before the first: the root's)
+    root_others: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    # ^ the root's intervals of the other tight tensors (e.g. MaxPool inputs): valid in every
+    #   sub-domain, so the decision pass of a round need not recompute them by CROWN
     child_batch: int = 1 << 30     # children bounded per call; halved on out-of-memory
     max_domains: int = 500_000     # pool size at which the search gives up (memory)
 
@@ -87,9 +97,11 @@ class _Search:
 def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
                      options: BranchingOptions, bound_options: BoundOptions,
                      attack: AttackOptions, deadline: float, stats: Stats,
-                     dtype: torch.dtype = torch.float32, device: str = "cpu") -> BabOutcome:
-    """Prove one disjunct by splitting neurons (``check`` and ``attack`` are accepted for the
-    same call shape as ``input_split_bab``; this search does not attack)."""
+                     dtype: torch.dtype = torch.float32, device: str = "cpu",
+                     falsify: Falsify | None = None) -> BabOutcome:
+    """Prove one disjunct by splitting neurons.  ``falsify`` (optional) is given turns
+    between rounds, up to ``_ATTACK_SHARE`` of the time since the search began (``check`` and
+    ``attack`` are accepted for the same call shape as ``input_split_bab``)."""
     dev = torch.device(device)
     spec = Spec.from_disjunct(disjunct, dtype, dev)
     plan = make_plan(graph)
@@ -98,15 +110,21 @@ def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
     upper = torch.tensor(np.array(disjunct.upper), dtype=dtype, device=dev).reshape(1, -1)
     tighten = options.neuron_tighten_iterations > 0
     iterations = max(bound_options.alpha_iterations, options.neuron_root_iterations)
+    root_begun = time.monotonic()
     root = spec_bounds(graph, lower, upper, spec.coeffs, method="crown" if tighten else "alpha",
                        options=replace(bound_options, alpha_iterations=iterations),
                        deadline=_share(deadline, _ROOT_SHARE),
                        thresholds=spec.thresholds.to(dtype), groups=spec.groups,
                        keep_linear=True)
+    root_s = time.monotonic() - root_begun
     margins = spec.clause_margins(root.lower)
     if bool((margins > 0).all()):
         return BabOutcome(BabStatus.VERIFIED, reason="proved at the root")
     cuts = shortcuts(plan, root.linear, nodes)
+    if tighten and root_s > _TIGHTEN_MAX_ROOT * (deadline - time.monotonic()):
+        tighten = False     # a CROWN pass this slow leaves no time for many more (23k-wide
+        # sign layers of traffic_signs took 7 s; tightening them never finished)
+        logger.info("root CROWN took %.1f s: no alpha-optimised intervals", root_s)
     if tighten:
         root, margins = _tightened_root(graph, spec, root, margins, lower, upper, options,
                                         bound_options, deadline)
@@ -115,14 +133,22 @@ def neuron_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *,
     if not nodes:
         return BabOutcome(BabStatus.UNKNOWN, reason="no neuron to split")
     interm = {n.tensor: root.intermediate[n.tensor] for n in nodes}
+    others = {t: pair for t, pair in root.intermediate.items()
+              if t in plan.tight and t not in interm}
     search = _Search(graph, plan, spec, nodes, cuts, interm,
-                     options, bound_options, deadline, stats)
+                     options, bound_options, deadline, stats, falsify, round_s=root_s,
+                     root_others=others)
+    found = _attack_turn(search, _share(deadline, _FIRST_TURN_SHARE))
+    if found is not None:
+        return BabOutcome(BabStatus.FALSIFIED, found, "counterexample by PGD before branching")
     _size_for_memory(search, dtype, dev)
     depth = torch.zeros(1, dtype=torch.long, device=dev)
     start = Domains(lower, upper, margins, depth, interm, alpha=dict(root.alpha))
     return _loop(search, Pool(start))
 
 
+_TIGHTEN_MAX_ROOT = 0.05  # tighten the root's intervals only if its CROWN pass took less
+# than this share of the time left (tightening costs several CROWN passes per tensor)
 _TIGHTEN_SHARE = 0.3     # of the time left, for optimising the root's intermediate bounds
 _ROOT_SHARE = 0.25       # of the time left, for the root's alpha steps (the rest: branching)
 
@@ -187,13 +213,19 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         stop = limit_reached(pool, search.deadline, search.max_domains)
         if stop is not None:
             return stop
+        if search.deadline - time.monotonic() < search.round_s:
+            return _last_turn(search, len(pool))
+        found = _attack_turn(search, _turn_end(search))
+        if found is not None:
+            return BabOutcome(BabStatus.FALSIFIED, found, "counterexample by PGD during BaB")
         parents = pool.pop(_parents_that_fit(search, per_child_s))
         begun = time.monotonic()
         try:
             children = _branch(search, parents)
         except _Exhausted:
             return BabOutcome(BabStatus.UNKNOWN, reason="a domain has nothing left to split")
-        per_child_s = (time.monotonic() - begun) / max(1, len(children))
+        search.round_s = time.monotonic() - begun
+        per_child_s = search.round_s / max(1, len(children))
         alive = children.select(torch.nonzero(children.worst <= 0).flatten())
         pool.push(_within_warm_budget(alive, len(pool)))
         rounds += 1
@@ -206,6 +238,43 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
     return BabOutcome(BabStatus.VERIFIED, reason=f"all domains proved in {rounds} rounds")
 
 
+_ATTACK_SHARE = 0.25      # most of the search's time that attack turns may take ...
+_FIRST_TURN_SHARE = 0.15  # ... besides one turn of this share of the time left when the
+# root is not proved (before the first round: rounds on large nets take many seconds)
+
+
+def _last_turn(search: _Search, queued: int) -> BabOutcome:
+    """No round fits in the time left (one round of a large conv net takes as long as the
+    root's CROWN pass): the attack gets the rest instead of a round that would overrun."""
+    found = _attack_turn(search, search.deadline)
+    if found is not None:
+        return BabOutcome(BabStatus.FALSIFIED, found, "counterexample by PGD during BaB")
+    return BabOutcome(BabStatus.TIMEOUT, reason=f"{queued} domains left; no round fits in "
+                                                "the time left")
+
+
+def _turn_end(search: _Search) -> float:
+    """When a turn started now must end: while the turns have used less than
+    ``_ATTACK_SHARE`` of the time since the search began (``now`` if they have not)."""
+    now = time.monotonic()
+    return now + _ATTACK_SHARE * (now - search.started) - search.attack_s
+
+
+def _attack_turn(search: _Search, until: float):
+    """Attack until ``until`` (if that is at least ``_MIN_TURN_S`` away): all domains share
+    the input box, so bounds alone never find a counterexample; on an unsat instance every
+    second spent here is lost, hence the shares."""
+    begun = time.monotonic()
+    until = min(until, search.deadline)
+    if search.falsify is None or until - begun < _MIN_TURN_S:
+        return None
+    try:
+        return search.falsify(until)
+    finally:
+        search.attack_s += time.monotonic() - begun
+
+
+_MIN_TURN_S = 0.2
 _WARM_BYTES = 2 << 30    # warm starts kept in the pool at most (alpha and beta of every domain)
 
 
@@ -292,10 +361,13 @@ def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision], int
     """One decision per split tensor (index -1 for domains split elsewhere), the position
     of the earliest split tensor used and (B,) which domains have no candidate."""
     _, spec = _open_rows(search.spec, parents.margins)
-    current = spec_bounds(search.graph, parents.lower, parents.upper, spec.coeffs,
-                          method="crown", deadline=search.deadline, interm=parents.interm,
-                          refresh=False, record_coeffs=True)
     batch = len(parents)
+    others = {t: (lo.expand(batch, *lo.shape[1:]), up.expand(batch, *up.shape[1:]))
+              for t, (lo, up) in search.root_others.items()}
+    current = spec_bounds(search.graph, parents.lower, parents.upper, spec.coeffs,
+                          method="crown", deadline=search.deadline,
+                          interm={**others, **parents.interm}, refresh=False,
+                          record_coeffs=True)
     intervals = {t: (lo.reshape(batch, -1), up.reshape(batch, -1))
                  for t, (lo, up) in parents.interm.items()}
     points = {n.tensor: _points(search, n, *intervals[n.tensor]) for n in search.nodes}

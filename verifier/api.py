@@ -22,6 +22,7 @@ from verifier.errors import ModelError, SpecMismatchError, VerifierError
 from verifier.graph import Graph
 from verifier.options import VerifyOptions
 from verifier.result import Result, Stats, Status
+from verifier.simplify import simplify
 from vnnlib.property import Property
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ _MAX_REJECTED_CANDIDATES = 20   # candidates onnxruntime disagrees with before w
 class _Run:
     """Everything the decision stages share for one call of ``verify``."""
 
-    graph: Graph
+    graph: Graph                     # what the searches run on (``verifier.simplify``)
     prop: Property
+    model_graph: Graph               # the graph as loaded, for re-checks without ONNX
     onnx_model: str | bytes | None   # what onnxruntime re-checks counterexamples on
     options: VerifyOptions
     deadline: float                  # time.monotonic() value
@@ -78,7 +80,12 @@ def verify(model: Any, spec: Any, *, timeout: float | None = None, device: str |
         graph, onnx_model = _load(model, spec, input_shape)
     with timed(stats, "parse"):
         prop = _load_property(spec, graph)
-    run = _Run(graph, prop, onnx_model, options, start + options.timeout_s, stats)
+    search_graph, notes = simplify(graph, prop)
+    for note in notes:
+        logger.info("%s", note)
+    if notes:
+        stats.extra["simplified"] = "; ".join(notes)
+    run = _Run(search_graph, prop, graph, onnx_model, options, start + options.timeout_s, stats)
     status, cex, message = _decide(run)
     return Result(status=status, counterexample=cex, time_s=time.monotonic() - start,
                   stats=stats, message=message)
@@ -104,7 +111,7 @@ def _decide(run: _Run):
     if cex is not None:
         return Status.FALSIFIED, cex, "counterexample found by the attack, confirmed by onnxruntime"
     if time.monotonic() < run.deadline:
-        verdict = _prove_and_branch(run)
+        verdict = _prove_and_branch(run, falsifier)
         if verdict is not None:
             return verdict
     if time.monotonic() < run.deadline:
@@ -117,13 +124,23 @@ def _decide(run: _Run):
     return Status.UNKNOWN, None, "no counterexample found and the bounds could not prove it"
 
 
-def _prove_and_branch(run: _Run):
+_BOUNDS_SHARE = 0.5        # of the time left: the most the first bound propagation may take
+
+
+def _prove_and_branch(run: _Run, falsifier):
     """Bound propagation on every disjunct, then branch-and-bound on those it left open.
-    ``VERIFIED`` only if every clause of every disjunct is refuted."""
+    ``VERIFIED`` only if every clause of every disjunct is refuted.
+
+    The bound propagation may take at most ``_BOUNDS_SHARE`` of the time left: on large
+    networks with weak relaxations (binarised nets: CROWN intervals of 23k sign neurons took
+    57 of 60 s on traffic_signs model_30) it would otherwise leave nothing for the attack and
+    branch-and-bound.  Its intervals stay sound when cut short (unfinished rows keep IBP)."""
     from bounds.engine import prove
 
     with timed(run.stats, "bounds"):
-        outcome = prove(run.graph, run.prop, run.options, run.deadline)
+        now = time.monotonic()
+        outcome = prove(run.graph, run.prop, run.options,
+                        now + _BOUNDS_SHARE * max(0.0, run.deadline - now))
         if not outcome.verified and _near_miss(run, outcome):
             outcome = _in_float64(run, outcome)
     run.stats.extra["bound_method"] = outcome.method
@@ -133,7 +150,7 @@ def _prove_and_branch(run: _Run):
         return None
     open_disjuncts = [i for i, row in enumerate(outcome.refuted) if not all(row)]
     with timed(run.stats, "bab"):
-        return _branch(run, open_disjuncts)
+        return _branch(run, open_disjuncts, falsifier)
 
 
 _NEAR_MISS = 1e-4   # relative to the thresholds' magnitude: within float32 rounding noise
@@ -169,9 +186,16 @@ def _in_float64(run: _Run, outcome):
     return ProofOutcome(verified, refuted, margins, method, again.timed_out)
 
 
-def _branch(run: _Run, open_disjuncts: list[int]):
+def _branch(run: _Run, open_disjuncts: list[int], falsifier):
+    """Branch-and-bound on each open disjunct in turn.  Neuron splits give turns to the same,
+    continuing PGD search (``falsify``): their domains all share the input box, so only an
+    attack finds a counterexample there.  Input splits attack inside their own boxes."""
     from branching.bab import BabStatus, input_split_bab
     from branching.neuron_bab import neuron_split_bab
+
+    def falsify(until: float):
+        with timed(run.stats, "bab_attack"):
+            return _falsify(run, falsifier, rounds=None, deadline=min(until, run.deadline))
 
     for i in open_disjuncts:
         disjunct = run.prop.disjuncts[i]
@@ -183,12 +207,16 @@ def _branch(run: _Run, open_disjuncts: list[int]):
             if verdict is not None:
                 return verdict
         free = int((disjunct.upper > disjunct.lower).sum())
-        search = (input_split_bab if _use_input_split(run.options.branching, free)
-                  else neuron_split_bab)
-        outcome = search(
-            run.graph, disjunct, lambda x: _confirm(run, x), options=run.options.branching,
-            bound_options=run.options.bounds, attack=run.options.attack, deadline=run.deadline,
-            stats=run.stats, dtype=_torch_dtype(run.options.dtype), device=run.options.device)
+        common = dict(options=run.options.branching, bound_options=run.options.bounds,
+                      attack=run.options.attack, deadline=run.deadline, stats=run.stats,
+                      dtype=_torch_dtype(run.options.dtype), device=run.options.device)
+        check = lambda x: _confirm(run, x)  # noqa: E731
+        if _use_input_split(run.options.branching, free):
+            outcome = input_split_bab(run.graph, disjunct, check, **common)
+        else:
+            outcome = neuron_split_bab(run.graph, disjunct, check,
+                                       falsify=falsify if run.options.attack.rounds else None,
+                                       **common)
         logger.info("disjunct %d: %s (%s)", i, outcome.status.value, outcome.reason)
         if outcome.status is BabStatus.FALSIFIED:
             return Status.FALSIFIED, outcome.counterexample, "counterexample found in branch-and-bound"
@@ -280,13 +308,13 @@ def _confirm_in_float64(run: _Run, x):
     from verifier.forward import evaluate
     from verifier.result import Counterexample
 
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, *run.graph.input_shape)
-    y = evaluate(run.graph, xt).reshape(-1).numpy()
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, *run.model_graph.input_shape)
+    y = evaluate(run.model_graph, xt).reshape(-1).numpy()
     for i, disjunct in enumerate(run.prop.disjuncts):
         for j, clause in enumerate(disjunct.clauses):
             if disjunct.contains(x, 1e-9) and bool(clause.is_satisfied(y, 0.0)):
                 run.stats.extra["checked_with"] = "genbab float64 (no ONNX file)"
-                return Counterexample(x=xt.reshape(run.graph.input_shape).numpy(), y=y,
+                return Counterexample(x=xt.reshape(run.model_graph.input_shape).numpy(), y=y,
                                       disjunct=i, clause=j)
     return None
 
