@@ -75,6 +75,8 @@ class SpecBounds:
     beta: Mapping[str, Pair] = field(default_factory=dict)
     # ^ with split_constraints and alpha: the best multipliers, tensor -> (beta_l, beta_u) each
     #   (batch, rows, numel), to warm-start children
+    input_offset: Tensor | None = None   # (batch, rows): the constant of that linear bound,
+    # ``coeffs @ y >= input_coeffs . x + input_offset`` for every x in the box
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     req = _Request(method, interm, refresh, keep_linear, deadline,
                    None if fixed is None else frozenset(fixed))
     recorded: dict[str, Tensor] | None = {} if record_coeffs else None
-    x_coeffs = None
+    x_coeffs = bias = None
     with torch.no_grad():
         bstate, linear, empty = _intermediate(plan, box, req)
         out = bstate.bounds[plan.graph.output_name]
@@ -295,7 +297,8 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
                               _Targets(thresholds, groups, deadline, None))
     best = torch.where(empty.unsqueeze(1), float("inf"), best)
     return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method, x_coeffs,
-                      recorded or {}, {k: (lo.detach(), up.detach()) for k, (lo, up) in betas.items()})
+                      recorded or {}, {k: (lo.detach(), up.detach()) for k, (lo, up) in betas.items()},
+                      bias)
 
 
 def _joint_beta(state: BoundState, request: SplitConstraints | None, method: str,

@@ -23,7 +23,10 @@ class Domains:
     sensitivity: (B, n) how strongly the last bound's open rows depend on each input
     (sum of |input coefficients|), which input splitting uses to pick a dimension;
     alpha: node -> ``(k, B, rows, *shape)`` and beta: tensor -> ``(B, rows, n)`` pairs, the
-    bound parameters that gave the margins, which children start from (neuron splits)."""
+    bound parameters that gave the margins, which children start from (neuron splits);
+    halfspaces: ``(coeffs (B, U, n), offset (B, U))``, linear lower bounds of the spec's
+    distinct rows valid on the box (offset ``-inf``: none known), which input splitting uses
+    to clip children before bounding them (``branching.clip``)."""
 
     lower: Tensor
     upper: Tensor
@@ -33,6 +36,7 @@ class Domains:
     sensitivity: Tensor | None = None
     alpha: Mapping[str, Tensor] = field(default_factory=dict)
     beta: Mapping[str, Pair] = field(default_factory=dict)
+    halfspaces: Pair | None = None
 
     def __len__(self) -> int:
         return self.lower.shape[0]
@@ -48,7 +52,9 @@ class Domains:
                        {k: (lo[index], up[index]) for k, (lo, up) in self.interm.items()},
                        None if self.sensitivity is None else self.sensitivity[index],
                        {k: a[:, index] for k, a in self.alpha.items()},
-                       {k: (b_l[index], b_u[index]) for k, (b_l, b_u) in self.beta.items()})
+                       {k: (b_l[index], b_u[index]) for k, (b_l, b_u) in self.beta.items()},
+                       None if self.halfspaces is None else (self.halfspaces[0][index],
+                                                             self.halfspaces[1][index]))
 
     def with_margins(self, margins: Tensor, sensitivity: Tensor | None = None) -> "Domains":
         return replace(self, margins=margins, sensitivity=sensitivity)
@@ -65,7 +71,7 @@ class Domains:
                        torch.cat([p.margins for p in parts]), torch.cat([p.depth for p in parts]),
                        {k: (torch.cat([p.interm[k][0] for p in parts]),
                             torch.cat([p.interm[k][1] for p in parts])) for k in keys},
-                       sensitivity, _cat_alpha(parts), _cat_beta(parts))
+                       sensitivity, _cat_alpha(parts), _cat_beta(parts), _cat_halfspaces(parts))
 
 
 def _common(parts: list[Domains], field_name: str) -> list[str]:
@@ -75,6 +81,14 @@ def _common(parts: list[Domains], field_name: str) -> list[str]:
     if not maps or not all(maps):
         return []
     return [k for k in maps[0] if all(k in m for m in maps)]
+
+
+def _cat_halfspaces(parts: list[Domains]) -> Pair | None:
+    """Halfspaces survive concatenation only if every part has them (a warm start too)."""
+    if not parts or any(p.halfspaces is None for p in parts):
+        return None
+    return (torch.cat([p.halfspaces[0] for p in parts]),
+            torch.cat([p.halfspaces[1] for p in parts]))
 
 
 def _cat_alpha(parts: list[Domains]) -> dict[str, Tensor]:

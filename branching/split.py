@@ -19,7 +19,8 @@ class SplitDecision:
 
 
 def split_inputs(domains: Domains, dims: Tensor) -> Domains:
-    """Bisect each domain's box along ``dims`` (B,): children ``[left..., right...]``."""
+    """Bisect each domain's box along ``dims`` (B,): children ``[left..., right...]``, which
+    keep the parent's halfspaces (valid on any sub-box)."""
     rows = torch.arange(len(domains), device=dims.device)
     mid = (domains.lower[rows, dims] + domains.upper[rows, dims]) / 2
     left_upper = domains.upper.clone()
@@ -27,9 +28,9 @@ def split_inputs(domains: Domains, dims: Tensor) -> Domains:
     right_lower = domains.lower.clone()
     right_lower[rows, dims] = mid
     left = Domains(domains.lower, left_upper, domains.margins, domains.depth + 1,
-                   dict(domains.interm), domains.sensitivity)
+                   dict(domains.interm), domains.sensitivity, halfspaces=domains.halfspaces)
     right = Domains(right_lower, domains.upper, domains.margins, domains.depth + 1,
-                    dict(domains.interm), domains.sensitivity)
+                    dict(domains.interm), domains.sensitivity, halfspaces=domains.halfspaces)
     return Domains.cat([left, right])
 
 
