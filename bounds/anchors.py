@@ -11,7 +11,7 @@ no "past the end of the table" fallback):
 Starting from the chord slope the iterates increase monotonically to the smallest slope whose
 line through ``(u, f(u))`` stays below ``f`` on ``[l, u]``: the tangent at ``t_L(u)`` when the
 chord cuts the curve, the chord itself otherwise (it is Dinkelbach's method; it converges
-superlinearly, ``_ANCHOR_STEPS`` steps are plenty).  The mirrored iterations give the line
+superlinearly, ``ANCHOR_STEPS`` steps are plenty).  The mirrored iterations give the line
 anchored at ``l`` and the upper lines.
 
 ``default_slopes`` then picks, per element and per side, the best of a few candidate slopes
@@ -29,7 +29,7 @@ from torch import Tensor
 
 from bounds.lines import Curve, chord_slope, clamp_into, extreme
 
-_ANCHOR_STEPS = 3
+ANCHOR_STEPS = 3
 _EPS32 = float(torch.finfo(torch.float32).eps)
 
 
@@ -41,7 +41,7 @@ def anchored_slope(curve: Curve, lower: Tensor, upper: Tensor, start: Tensor,
     anchor = upper if anchor_right else lower
     f_anchor = curve.value(anchor)
     slope = start
-    for step in range(_ANCHOR_STEPS):
+    for step in range(ANCHOR_STEPS):
         if step == 0 and first_touch is not None:
             touch = first_touch
         else:
@@ -59,6 +59,12 @@ def _score(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor, lowest: bo
     to the working dtype (machine epsilon ``eps``) may cost; larger is better for lower lines,
     so upper lines are scored negated.  Non-finite scores lose."""
     bias, _ = extreme(curve, lower, upper, slope, lowest)
+    return line_score(lower, upper, slope, bias, lowest, eps)
+
+
+def line_score(lower: Tensor, upper: Tensor, slope: Tensor, bias: Tensor, lowest: bool,
+               eps: float) -> Tensor:
+    """The score of ``_score`` for a line whose exact bias is already known."""
     mid = (lower + upper) / 2
     value = slope * mid + bias
     value = value if lowest else -value
@@ -92,6 +98,20 @@ def default_slopes(curve: Curve, lower: Tensor, upper: Tensor,
             candidates.append(anchored_slope(curve, lower, upper, chord, lowest, right, touch))
         result.append(best_slope(curve, lower, upper, candidates, lowest, eps))
     return result[0], result[1]
+
+
+def default_slopes_where(curve: Curve, lower: Tensor, upper: Tensor, eps: float, todo: Tensor,
+                         lower_slope: Tensor, upper_slope: Tensor) -> tuple[Tensor, Tensor]:
+    """``default_slopes`` on the elements where the bool mask ``todo`` holds, the given slopes
+    elsewhere (fast paths hand over only the elements they have no closed form for).  float64;
+    one host sync."""
+    index = todo.reshape(-1).nonzero().squeeze(1)
+    if index.numel() == 0:
+        return lower_slope, upper_slope
+    sub_lo, sub_up = default_slopes(curve, lower.reshape(-1)[index], upper.reshape(-1)[index],
+                                    eps)
+    return (lower_slope.reshape(-1).index_copy(0, index, sub_lo).view(lower.shape),
+            upper_slope.reshape(-1).index_copy(0, index, sub_up).view(lower.shape))
 
 
 def tangent_points(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor) -> Tensor:

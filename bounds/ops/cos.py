@@ -1,6 +1,7 @@
 """Cos (algorithms.md 3.3): like Sin; ``cos'(x) = -sin(x) = a`` at ``x = arcsin(-a)`` and
 ``x = pi - arcsin(-a)`` (mod 2 pi).  Computed directly rather than by shifting sin, so no
-rounding of ``x + pi/2`` enters."""
+rounding of ``x + pi/2`` enters the lines; only the choice of default slopes
+(``periodic_slopes``) works with ``cos(x) = sin(x + pi/2)``."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ from torch import Tensor
 
 from bounds.lines import Curve
 from bounds.ops._curve_rule import tangent_rule
-from bounds.ops.sin import periodic_interval, periodic_points
+from bounds.ops.sin import periodic_interval, periodic_points, periodic_slopes
 
 
 def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
@@ -20,8 +21,12 @@ def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:
 
 
 COS_CURVE = Curve(value=torch.cos, slope=lambda x: -torch.sin(x), stationary=_stationary)
+
+
 def cos_interval(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
     return periodic_interval(torch.cos, 0.0, math.pi, lower, upper)
 
 
-COS = dataclasses.replace(tangent_rule("Cos", COS_CURVE, torch.cos), interval=cos_interval)
+COS = dataclasses.replace(tangent_rule("Cos", COS_CURVE, torch.cos,
+                                       slopes=periodic_slopes(math.pi / 2)),
+                          interval=cos_interval)
