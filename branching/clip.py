@@ -32,7 +32,7 @@ _TINY = 1e-30       # absolute slack pad, for rows whose terms are all (near) ze
 
 def clip_boxes(lower: Tensor, upper: Tensor, coeffs: Tensor, offset: Tensor,
                thresholds: Tensor, members: Tensor, open_clause: Tensor,
-               passes: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+               passes: int = 1, surrogates: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Shrink each box to the bounding box of the points that may violate an open clause.
 
     lower, upper: (B, n) boxes; coeffs (B, U, n), offset (B, U): linear lower bounds of the
@@ -40,21 +40,27 @@ def clip_boxes(lower: Tensor, upper: Tensor, coeffs: Tensor, offset: Tensor,
     members: (U, K) bool, row u belongs to clause k; open_clause: (B, K) bool, clauses not yet
     refuted on the box (others contribute nothing).  Rows of a clause missing from ``U``, and
     rows with a non-finite bound, constrain nothing.  passes: how often each clause's rows are
-    applied, each pass to the box the previous one left.  Returns ``(lower, upper, proved)``:
-    the new boxes, within the old ones and in their dtype, and (B,) bool for boxes where no
-    open clause can be violated (their returned box is the old one)."""
+    applied, each pass to the box the previous one left.  surrogates: also apply, for each
+    pair of rows of a clause, their best convex combination (see ``_with_surrogates``).
+    Returns ``(lower, upper, proved)``: the new boxes, within the old ones and in their dtype,
+    and (B,) bool for boxes where no open clause can be violated (their returned box is the
+    old one).  Boxes with an infinite end are left as they are."""
     batch, n = lower.shape
-    domain, clause = torch.nonzero(open_clause, as_tuple=True)            # (Q,) open pairs
+    finite = torch.isfinite(lower).all(dim=1) & torch.isfinite(upper).all(dim=1)
+    domain, clause = torch.nonzero(open_clause & finite.unsqueeze(1), as_tuple=True)  # (Q,)
     rows_in = members.T[clause]                                           # (Q, U)
     lo, up = lower.double()[domain], upper.double()[domain]               # (Q, n)
     a, b = coeffs[domain].double(), offset[domain].double()
-    useless = ~torch.isfinite(a).all(dim=2)                               # (Q, U)
-    if bool(useless.any()):
-        a, b = torch.where(useless.unsqueeze(2), 0.0, a), torch.where(useless, -torch.inf, b)
     d = thresholds.double().to(lower.device)
+    rows_in = rows_in & torch.isfinite(a).all(dim=2) & torch.isfinite(b - d)  # usable rows
+    a = torch.where(rows_in.unsqueeze(2), a, 0.0)
+    b, mag = torch.where(rows_in, b - d, 0.0), torch.where(rows_in, b.abs() + d.abs(), 0.0)
+    if surrogates:
+        a, b, mag, rows_in = _with_surrogates(lo, up, (a, b, mag, rows_in),
+                                              _pair_table(members)[clause])
     empty = torch.zeros(len(domain), dtype=torch.bool, device=lower.device)
     for _ in range(passes):
-        lo, up, row_empty = _apply_rows(lo, up, a, b, d, rows_in)
+        lo, up, row_empty = _apply_rows(lo, up, a, b, mag, rows_in)
         empty |= row_empty
     index = domain.unsqueeze(1).expand(-1, n)
     keep = (~empty).unsqueeze(1)
@@ -62,28 +68,77 @@ def clip_boxes(lower: Tensor, upper: Tensor, coeffs: Tensor, offset: Tensor,
         0, index, torch.where(keep, lo, torch.inf), "amin")
     new_upper = lower.new_full((batch, n), -torch.inf, dtype=torch.float64).scatter_reduce(
         0, index, torch.where(keep, up, -torch.inf), "amax")
-    proved = new_lower[:, 0] > new_upper[:, 0]        # no open clause left a box (n >= 1)
+    proved = (new_lower[:, 0] > new_upper[:, 0]) & finite   # no open clause left a box
+    same = (proved | ~finite).unsqueeze(1)                    # (unbounded boxes: not clipped)
     pad = _BOX_ULPS * _EPS32 * (lower.double().abs() + upper.double().abs()) + _TINY
-    new_lower = torch.where(proved.unsqueeze(1), lower.double(), new_lower - pad)
-    new_upper = torch.where(proved.unsqueeze(1), upper.double(), new_upper + pad)
+    new_lower = torch.where(same, lower.double(), new_lower - pad)
+    new_upper = torch.where(same, upper.double(), new_upper + pad)
     return (torch.maximum(lower, _round_down(new_lower, lower.dtype)),
             torch.minimum(upper, _round_up(new_upper, upper.dtype)), proved)
 
 
-def _apply_rows(lo: Tensor, up: Tensor, a: Tensor, b: Tensor, d: Tensor,
+def _apply_rows(lo: Tensor, up: Tensor, a: Tensor, b: Tensor, mag: Tensor,
                 rows_in: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """One pass of the closed form over the rows ``rows_in`` (Q, U) of each box (Q, n), all
-    float64: the intersection of the rows' boxes and (Q,) whether it is empty.
-    a: (Q, U, n); b: (Q, U); d: (U,)."""
+    float64: the intersection of the boxes of ``a . x + b <= 0`` and (Q,) whether it is
+    empty.  a: (Q, U, n); b: (Q, U); mag: (Q, U) magnitude of what formed ``b`` beyond
+    itself (the slack is padded in proportion)."""
     least = torch.minimum(a * lo.unsqueeze(1), a * up.unsqueeze(1))       # (Q, U, n)
-    scale = least.abs().sum(dim=2) + b.abs() + d.abs()
-    slack = d - b - least.sum(dim=2) + (_SLACK_ULPS * _EPS32) * scale + _TINY
+    scale = least.abs().sum(dim=2) + b.abs() + mag
+    slack = -b - least.sum(dim=2) + (_SLACK_ULPS * _EPS32) * scale + _TINY
     slack = torch.where(rows_in & torch.isfinite(slack), slack, torch.inf)   # (Q, U)
     ratio = slack.unsqueeze(2) / a
     new_up = torch.where(a > 0, lo.unsqueeze(1) + ratio, torch.inf).amin(dim=1).minimum(up)
     new_lo = torch.where(a < 0, up.unsqueeze(1) + ratio, -torch.inf).amax(dim=1).maximum(lo)
     empty = (slack < 0).any(dim=1) | (new_lo > new_up).any(dim=1)
     return new_lo, new_up, empty
+
+
+_MAX_PAIRS = 16   # most row pairs per clause that get a surrogate row
+
+
+def _pair_table(members: Tensor) -> Tensor:
+    """(K, P, 2) long: pairs ``i < j`` of rows that clause k holds both of, -1 padded."""
+    per_clause = []
+    for k in range(members.shape[1]):
+        rows = torch.nonzero(members[:, k]).flatten().tolist()
+        pairs = [(i, j) for x, i in enumerate(rows) for j in rows[x + 1:]][:_MAX_PAIRS]
+        per_clause.append(pairs)
+    width = max(1, max(len(p) for p in per_clause))
+    table = torch.full((members.shape[1], width, 2), -1, dtype=torch.long)
+    for k, pairs in enumerate(per_clause):
+        if pairs:
+            table[k, :len(pairs)] = torch.tensor(pairs)
+    return table.to(members.device)
+
+
+def _with_surrogates(lo: Tensor, up: Tensor, rows: tuple[Tensor, Tensor, Tensor, Tensor],
+                     pairs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Append, for each pair of rows ``i, j`` of the clause (``pairs`` (Q, P, 2)), the convex
+    combination ``lam * row_i + (1 - lam) * row_j`` (also <= 0 wherever both are) whose
+    minimum over the box is largest: it can refute a clause that neither row refutes alone.
+    The best ``lam`` is one of the breakpoints where a combined coefficient changes sign."""
+    a, b, mag, rows_in = rows
+    q = torch.arange(len(a), device=a.device).unsqueeze(1)
+    i, j = pairs[..., 0].clamp(min=0), pairs[..., 1].clamp(min=0)
+    valid = (pairs[..., 0] >= 0) & rows_in[q, i] & rows_in[q, j]              # (Q, P)
+    a_i, a_j = a[q, i], a[q, j]                                                 # (Q, P, n)
+    cross = torch.where(a_i * a_j < 0, a_j / torch.where(a_j == a_i, 1.0, a_j - a_i), 0.0)
+    lam = torch.cat([cross, torch.ones_like(cross[..., :1])], dim=2).clamp(0.0, 1.0)
+    comb = lam.unsqueeze(3) * a_i.unsqueeze(2) + (1 - lam.unsqueeze(3)) * a_j.unsqueeze(2)
+    box_lo, box_up = lo.view(-1, 1, 1, lo.shape[1]), up.view(-1, 1, 1, up.shape[1])
+    least = torch.minimum(comb * box_lo, comb * box_up).sum(dim=3)             # (Q, P, L)
+    value = least + lam * b[q, i].unsqueeze(2) + (1 - lam) * b[q, j].unsqueeze(2)
+    best = lam.gather(2, value.argmax(dim=2, keepdim=True)).squeeze(2)         # (Q, P)
+    reach = (a.abs() * torch.maximum(lo.abs(), up.abs()).unsqueeze(1)).sum(dim=2) + mag
+    a_s = best.unsqueeze(2) * a_i + (1 - best.unsqueeze(2)) * a_j
+    b_s = best * b[q, i] + (1 - best) * b[q, j]
+    mag_s = best * reach[q, i] + (1 - best) * reach[q, j]
+    valid &= torch.isfinite(b_s)
+    return (torch.cat([a, torch.where(valid.unsqueeze(2), a_s, 0.0)], dim=1),
+            torch.cat([b, torch.where(valid, b_s, 0.0)], dim=1),
+            torch.cat([mag, torch.where(valid, mag_s, 0.0)], dim=1),
+            torch.cat([rows_in, valid], dim=1))
 
 
 def _round_down(value: Tensor, dtype: torch.dtype) -> Tensor:

@@ -32,9 +32,9 @@ def _violating(points, coeffs, offset, thresholds, members, open_clause):
 
 
 def _check_brute_force(lower, upper, coeffs, offset, thresholds, members, open_clause,
-                       passes=1, seed=0):
+                       passes=1, seed=0, surrogates=True):
     new_lo, new_up, proved = clip_boxes(lower, upper, coeffs, offset, thresholds, members,
-                                        open_clause, passes)
+                                        open_clause, passes, surrogates)
     assert new_lo.dtype == lower.dtype and new_up.dtype == upper.dtype
     assert torch.all(new_lo >= lower) and torch.all(new_up <= upper)
     points = _sample(lower, upper, 4000, seed)
@@ -63,11 +63,13 @@ def _random_case(batch, n, rows, clauses, seed, dtype=torch.float32):
     return lower, upper, coeffs, offset, thresholds, members, open_clause
 
 
+@pytest.mark.parametrize("surrogates", [False, True])
 @pytest.mark.parametrize("passes", [1, 2])
 @pytest.mark.parametrize("seed", range(4))
-def test_clip_keeps_every_violating_point(seed, passes):
+def test_clip_keeps_every_violating_point(seed, passes, surrogates):
     case = _random_case(batch=64, n=3, rows=4, clauses=3, seed=seed)
-    new_lo, new_up, proved = _check_brute_force(*case, passes=passes, seed=seed)
+    new_lo, new_up, proved = _check_brute_force(*case, passes=passes, seed=seed,
+                                                surrogates=surrogates)
     lower, upper = case[:2]
     shrunk = (new_lo > lower).any(dim=1) | (new_up < upper).any(dim=1)
     assert bool(shrunk.any()) and bool(proved.any())    # the cases do cut boxes
@@ -203,9 +205,23 @@ def test_clip_float32_rounding_keeps_edge_points():
 
 def test_clip_two_passes_are_never_looser_than_one():
     case = _random_case(batch=128, n=4, rows=4, clauses=2, seed=11)
-    one = clip_boxes(*case, passes=1)
-    two = clip_boxes(*case, passes=2)
+    one = clip_boxes(*case, passes=1, surrogates=False)
+    two = clip_boxes(*case, passes=2, surrogates=False)
     assert torch.all(two[2] | ~one[2])
     assert bool((two[2] & ~one[2]).any())          # the second pass proves more boxes
     kept = ~two[2]                                 # (proved boxes come back unchanged)
     assert torch.all(two[0][kept] >= one[0][kept]) and torch.all(two[1][kept] <= one[1][kept])
+
+
+def test_surrogate_row_refutes_what_neither_row_refutes_alone():
+    # on [0, 1]^2 a violation needs x0 + x1 <= 0.9 and x0 + x1 >= 1.1: impossible, but one
+    # pass of per-dimension clipping only narrows the box to [0.1, 0.9]^2; the half-half
+    # combination of the rows, 0.1 <= 0, refutes the clause at once
+    lower, upper = torch.zeros(1, 2), torch.ones(1, 2)
+    coeffs = torch.tensor([[[1.0, 1.0], [-1.0, -1.0]]])
+    offset = torch.tensor([[-0.9, 1.1]])
+    members = torch.ones(2, 1, dtype=torch.bool)
+    args = (lower, upper, coeffs, offset, torch.zeros(2, dtype=torch.float64), members,
+            torch.ones(1, 1, dtype=torch.bool))
+    assert not bool(clip_boxes(*args, surrogates=False)[2][0])
+    assert bool(clip_boxes(*args, surrogates=True)[2][0])
