@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, chord_slope, clamp_into, extreme
+from bounds.lines import Curve, chord_slope, clamp_into, extreme, extreme_value
 
 ANCHOR_STEPS = 3
 _EPS32 = float(torch.finfo(torch.float32).eps)
@@ -58,7 +58,7 @@ def _score(curve: Curve, lower: Tensor, upper: Tensor, slope: Tensor, lowest: bo
     """Value of the tightest line with this slope at the midpoint, less what rounding its bias
     to the working dtype (machine epsilon ``eps``) may cost; larger is better for lower lines,
     so upper lines are scored negated.  Non-finite scores lose."""
-    bias, _ = extreme(curve, lower, upper, slope, lowest)
+    bias = extreme_value(curve, lower, upper, slope, lowest)
     return line_score(lower, upper, slope, bias, lowest, eps)
 
 

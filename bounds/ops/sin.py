@@ -31,6 +31,7 @@ import functools
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -100,13 +101,13 @@ def _chord(lower: Tensor, upper: Tensor, f_lower: Tensor, f_upper: Tensor) -> Te
 
 
 def _best_of(curve: Curve, lower: Tensor, upper: Tensor, eps: float, slopes: Tensor,
-             points: list[Tensor]) -> tuple[Tensor, Tensor]:
+             points: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
     """(lower, upper) slope, each the best of the candidate ``slopes`` (K, N) by the score of
     ``bounds.anchors.best_slope`` (first one on ties), with the biases taken over the ends and
-    ``points`` (each (K, N)), the other points where ``f - slope x`` may be extreme.  Finite
-    inputs."""
+    ``points``: pairs (x, f(x)) (each (K, N)) of the other points where ``f - slope x`` may be
+    extreme (other points of the box are harmless).  Finite inputs."""
     values = [curve.value(lower) - slopes * lower, curve.value(upper) - slopes * upper]
-    values += [curve.value(p) - slopes * p for p in points]
+    values += [f_x - slopes * x for x, f_x in points]
     picked = []
     for lowest, bias in ((True, functools.reduce(torch.minimum, values)),
                          (False, functools.reduce(torch.maximum, values))):
@@ -124,17 +125,19 @@ def _one_curvature_slopes(curve: Curve, lower: Tensor, upper: Tensor, eps: float
     """Default slopes on boxes inside the ``piece``-th piece ``[n pi, (n + 1) pi] - phase``
     between inflection points (concave for even ``n``): the candidates of ``default_slopes``
     with the anchored lines in their limits (the chord, the tangents at the ends), each scored
-    at its one stationary point.  Finite float64 bounds."""
+    at its one stationary point (a tangent's own point).  Finite float64 bounds."""
     mid = (lower + upper) / 2
     chord = _chord(lower, upper, curve.value(lower), curve.value(upper))
     concave = 1 - piece + 2 * torch.floor(piece / 2)
     at_chord = _on_branch(chord, lower, upper, phase, concave)[0]
     at_extremum = piece * math.pi + (HALF_PI - phase)        # the piece's peak or trough
     at_extremum = torch.minimum(torch.maximum(at_extremum, lower), upper)
+    f_mid = curve.value(mid)
     slopes = torch.stack([chord, curve.slope(mid), torch.zeros_like(mid), curve.slope(upper),
                           curve.slope(lower)])
-    return _best_of(curve, lower, upper, eps, slopes,
-                    [torch.stack([at_chord, mid, at_extremum, upper, lower])])
+    points = torch.stack([at_chord, mid, at_extremum, mid, mid])      # the ends come anyway
+    values = torch.stack([curve.value(at_chord), f_mid, curve.value(at_extremum), f_mid, f_mid])
+    return _best_of(curve, lower, upper, eps, slopes, [(points, values)])
 
 
 def _on_branch(slope: Tensor, lower: Tensor, upper: Tensor, phase: float,
@@ -193,7 +196,7 @@ def _searched_slopes(curve: Curve, lower: Tensor, upper: Tensor, eps: float,
                         anchored])
     points = [p for concave in (0.0, 1.0) for p in _on_branch(slopes, lower, upper, phase,
                                                                concave)]
-    return _best_of(curve, lower, upper, eps, slopes, points)
+    return _best_of(curve, lower, upper, eps, slopes, [(p, curve.value(p)) for p in points])
 
 
 def _flanked(lower: Tensor, upper: Tensor, at: float) -> Tensor:
@@ -231,7 +234,7 @@ def periodic_slopes(phase: float) -> Slopes:
         on_flat = functools.partial(_periodic_slopes, curve, eps=eps, phase=phase)
         a_lo, a_up = chunked(lambda lo, up: on_flat(lo.reshape(-1), up.reshape(-1)),
                              [lower, upper], 2)
-        shape = torch.broadcast_shapes(lower.shape, upper.shape)
+        shape = np.broadcast_shapes(lower.shape, upper.shape)   # torch's: ~1 s first call
         return a_lo.reshape(shape), a_up.reshape(shape)
 
     return slopes
