@@ -48,16 +48,17 @@ def clip_boxes(lower: Tensor, upper: Tensor, coeffs: Tensor, offset: Tensor,
     batch, n = lower.shape
     finite = torch.isfinite(lower).all(dim=1) & torch.isfinite(upper).all(dim=1)
     domain, clause = torch.nonzero(open_clause & finite.unsqueeze(1), as_tuple=True)  # (Q,)
-    rows_in = members.T[clause]                                           # (Q, U)
+    local = _row_table(members)[clause]                  # (Q, R): the clause's own rows
+    rows_in, local = local >= 0, local.clamp(min=0)
     lo, up = lower.double()[domain], upper.double()[domain]               # (Q, n)
-    a, b = coeffs[domain].double(), offset[domain].double()
-    d = thresholds.double().to(lower.device)
+    owner = domain.unsqueeze(1)
+    a, b = coeffs[owner, local].double(), offset[owner, local].double()  # (Q, R, n), (Q, R)
+    d = thresholds.double().to(lower.device)[local]
     rows_in = rows_in & torch.isfinite(a).all(dim=2) & torch.isfinite(b - d)  # usable rows
     a = torch.where(rows_in.unsqueeze(2), a, 0.0)
     b, mag = torch.where(rows_in, b - d, 0.0), torch.where(rows_in, b.abs() + d.abs(), 0.0)
-    if surrogates:
-        a, b, mag, rows_in = _with_surrogates(lo, up, (a, b, mag, rows_in),
-                                              _pair_table(members)[clause])
+    if surrogates and a.shape[1] > 1:
+        a, b, mag, rows_in = _with_surrogates(lo, up, (a, b, mag, rows_in))
     empty = torch.zeros(len(domain), dtype=torch.bool, device=lower.device)
     for _ in range(passes):
         lo, up, row_empty = _apply_rows(lo, up, a, b, mag, rows_in)
@@ -97,48 +98,61 @@ def _apply_rows(lo: Tensor, up: Tensor, a: Tensor, b: Tensor, mag: Tensor,
 _MAX_PAIRS = 16   # most row pairs per clause that get a surrogate row
 
 
-def _pair_table(members: Tensor) -> Tensor:
-    """(K, P, 2) long: pairs ``i < j`` of rows that clause k holds both of, -1 padded."""
-    per_clause = []
-    for k in range(members.shape[1]):
-        rows = torch.nonzero(members[:, k]).flatten().tolist()
-        pairs = [(i, j) for x, i in enumerate(rows) for j in rows[x + 1:]][:_MAX_PAIRS]
-        per_clause.append(pairs)
-    width = max(1, max(len(p) for p in per_clause))
-    table = torch.full((members.shape[1], width, 2), -1, dtype=torch.long)
-    for k, pairs in enumerate(per_clause):
-        if pairs:
-            table[k, :len(pairs)] = torch.tensor(pairs)
-    return table.to(members.device)
+def _row_table(members: Tensor) -> Tensor:
+    """(K, R) long: the rows of each clause (``members`` (U, K)), -1 padded."""
+    if members.shape[0] == 0:
+        return torch.full((members.shape[1], 1), -1, dtype=torch.long, device=members.device)
+    counts = members.sum(dim=0)
+    width = max(1, int(counts.max()))
+    order = torch.argsort((~members).T.to(torch.int8), dim=1, stable=True)[:, :width]  # (K, R)
+    filled = torch.arange(width, device=members.device).unsqueeze(0) < counts.unsqueeze(1)
+    return torch.where(filled, order, -1)
 
 
-def _with_surrogates(lo: Tensor, up: Tensor, rows: tuple[Tensor, Tensor, Tensor, Tensor],
-                     pairs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Append, for each pair of rows ``i, j`` of the clause (``pairs`` (Q, P, 2)), the convex
-    combination ``lam * row_i + (1 - lam) * row_j`` (also <= 0 wherever both are) whose
-    minimum over the box is largest: it can refute a clause that neither row refutes alone.
-    The best ``lam`` is one of the breakpoints where a combined coefficient changes sign."""
+def _with_surrogates(lo: Tensor, up: Tensor, rows: tuple[Tensor, Tensor, Tensor, Tensor]
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Append, for each pair of rows ``i < j`` of the clause (at most ``_MAX_PAIRS``), the
+    convex combination ``lam * row_i + (1 - lam) * row_j`` (also <= 0 wherever both are)
+    whose minimum over the box is largest: it can refute a clause that neither row refutes
+    alone.  The best ``lam`` is one of the breakpoints where a combined coefficient changes
+    sign.  rows: ``(a (Q, R, n), b (Q, R), mag (Q, R), rows_in (Q, R))``."""
     a, b, mag, rows_in = rows
-    q = torch.arange(len(a), device=a.device).unsqueeze(1)
-    i, j = pairs[..., 0].clamp(min=0), pairs[..., 1].clamp(min=0)
-    valid = (pairs[..., 0] >= 0) & rows_in[q, i] & rows_in[q, j]              # (Q, P)
-    a_i, a_j = a[q, i], a[q, j]                                                 # (Q, P, n)
-    cross = torch.where(a_i * a_j < 0, a_j / torch.where(a_j == a_i, 1.0, a_j - a_i), 0.0)
-    lam = torch.cat([cross, torch.ones_like(cross[..., :1])], dim=2).clamp(0.0, 1.0)
-    comb = lam.unsqueeze(3) * a_i.unsqueeze(2) + (1 - lam.unsqueeze(3)) * a_j.unsqueeze(2)
-    box_lo, box_up = lo.view(-1, 1, 1, lo.shape[1]), up.view(-1, 1, 1, up.shape[1])
-    least = torch.minimum(comb * box_lo, comb * box_up).sum(dim=3)             # (Q, P, L)
-    value = least + lam * b[q, i].unsqueeze(2) + (1 - lam) * b[q, j].unsqueeze(2)
-    best = lam.gather(2, value.argmax(dim=2, keepdim=True)).squeeze(2)         # (Q, P)
+    count = a.shape[1]
+    pairs = [(x, y) for x in range(count) for y in range(x + 1, count)][:_MAX_PAIRS]
+    i = torch.tensor([p[0] for p in pairs], device=a.device)                   # (P,)
+    j = torch.tensor([p[1] for p in pairs], device=a.device)
+    valid = rows_in[:, i] & rows_in[:, j]                                      # (Q, P)
+    a_i, a_j, b_i, b_j = a[:, i], a[:, j], b[:, i], b[:, j]                    # (Q, P, n), (Q, P)
+    best = _best_mix(lo, up, a_i, a_j, b_i, b_j).unsqueeze(2)                  # (Q, P, 1)
     reach = (a.abs() * torch.maximum(lo.abs(), up.abs()).unsqueeze(1)).sum(dim=2) + mag
-    a_s = best.unsqueeze(2) * a_i + (1 - best.unsqueeze(2)) * a_j
-    b_s = best * b[q, i] + (1 - best) * b[q, j]
-    mag_s = best * reach[q, i] + (1 - best) * reach[q, j]
+    a_s = best * a_i + (1 - best) * a_j
+    best = best.squeeze(2)
+    b_s = best * b_i + (1 - best) * b_j
+    mag_s = best * reach[:, i] + (1 - best) * reach[:, j]
     valid &= torch.isfinite(b_s)
     return (torch.cat([a, torch.where(valid.unsqueeze(2), a_s, 0.0)], dim=1),
             torch.cat([b, torch.where(valid, b_s, 0.0)], dim=1),
             torch.cat([mag, torch.where(valid, mag_s, 0.0)], dim=1),
             torch.cat([rows_in, valid], dim=1))
+
+
+def _best_mix(lo: Tensor, up: Tensor, a_i: Tensor, a_j: Tensor, b_i: Tensor,
+              b_j: Tensor) -> Tensor:
+    """(Q, P) the ``lam`` in [0, 1] maximising the minimum over the box of
+    ``lam * (a_i . x + b_i) + (1 - lam) * (a_j . x + b_j)``: a concave piecewise-linear
+    function of ``lam``, so its maximum is at 0, 1 or a breakpoint where a combined
+    coefficient is 0.  Only a choice (any ``lam`` gives a sound row), so float32."""
+    a_i, a_j, diff = a_i.float(), a_j.float(), (a_i - a_j).float()
+    centre, radius = ((lo + up) / 2).float(), ((up - lo) / 2).float()
+    cross = torch.where(a_i * a_j < 0, a_j / torch.where(diff == 0, 1.0, -diff), 0.0)
+    lam = torch.cat([cross, torch.ones_like(cross[..., :1])], dim=2).clamp(0.0, 1.0)
+    at_i = torch.einsum("qpn,qn->qp", a_i, centre) + b_i.float()
+    at_j = torch.einsum("qpn,qn->qp", a_j, centre) + b_j.float()
+    comb = a_j.unsqueeze(2) + lam.unsqueeze(3) * diff.unsqueeze(2)             # (Q, P, L, n)
+    spread = torch.einsum("qpln,qn->qpl", comb.abs(), radius)
+    value = at_j.unsqueeze(2) + lam * (at_i - at_j).unsqueeze(2) - spread
+    value = torch.nan_to_num(value, nan=-torch.inf)
+    return lam.gather(2, value.argmax(dim=2, keepdim=True)).squeeze(2).double()
 
 
 def _round_down(value: Tensor, dtype: torch.dtype) -> Tensor:
