@@ -285,6 +285,8 @@ _REBOUND_BELOW = 0.7   # a clipped box keeping less than this share of its volum
 # again at once (its new linear bounds are tighter and clip further): on lsnc state_4 / state_6
 # 20% fewer boxes than bounding it only as its children, 0.9 and 0.5 do a little worse
 _REBOUNDS = 3          # at most this many times per round (5-7% fewer boxes than once)
+_REBOUND_MIN = 256     # fewer boxes than this are not worth a bound call of their own (on
+# lsnc state_16 / output_9 the extra calls of small rounds made the search slower than before)
 
 
 def _bound_and_clip(search: _Search, domains: Domains) -> Domains:
@@ -299,7 +301,7 @@ def _bound_and_clip(search: _Search, domains: Domains) -> Domains:
         kept = torch.where(width > 0, (bounded.upper - bounded.lower) / width.clamp(min=1e-30),
                            1.0)
         again = (kept.prod(dim=1) < _REBOUND_BELOW) & (bounded.worst <= 0)
-        if not bool(again.any()):
+        if int(again.sum()) < _REBOUND_MIN:
             break
         done.append(bounded.select(torch.nonzero(~again).flatten()))
         domains = bounded.select(torch.nonzero(again).flatten())
