@@ -26,6 +26,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "babsr": ("--branching", "babsr"),
     "midpoint": ("--branch-points", "midpoint"),
     "relu-only": ("--split", "relu-only"),
+    "no-clip": ("--no-clip",),
 }
 SOLVED = ("sat", "unsat")
 

@@ -133,14 +133,14 @@ class _Search:
 def input_split_bab(graph: Graph, disjunct: Disjunct, check: Check, *, options: BranchingOptions,
                     bound_options: BoundOptions, attack: AttackOptions, deadline: float,
                     stats: Stats, dtype: torch.dtype = torch.float32,
-                    device: str = "cpu", clip: bool = True) -> BabOutcome:
-    """Prove or refute one disjunct by bisecting its input box.  clip: after each bound,
-    shrink every box to the part where its linear bounds allow a violation
+                    device: str = "cpu") -> BabOutcome:
+    """Prove or refute one disjunct by bisecting its input box.  ``options.clip``: after
+    each bound, shrink every box to the part where its linear bounds allow a violation
     (``branching.clip``)."""
     dev = torch.device(device)
     spec = Spec.from_disjunct(disjunct, dtype, dev)
     search = _Search(graph, spec, options, bound_options, attack, disjunct, check, deadline, stats,
-                     clip=clip)
+                     clip=options.clip)
     lower = torch.tensor(np.array(disjunct.lower), dtype=dtype, device=dev).reshape(1, -1)
     upper = torch.tensor(np.array(disjunct.upper), dtype=dtype, device=dev).reshape(1, -1)
     root = Domains(lower, upper, torch.full((1, spec.num_clauses), -math.inf, dtype=torch.float64,

@@ -110,7 +110,8 @@ def _verify_options(args: argparse.Namespace):
     branching = BranchingOptions(enabled=args.split != "none",
                                  split="auto" if args.split == "none" else args.split,
                                  heuristic=args.branching, branch_points=args.branch_points,
-                                 max_memory_gb=args.max_memory, milp=args.milp)
+                                 max_memory_gb=args.max_memory, milp=args.milp,
+                                 clip=not args.no_clip)
     budget = max(args.timeout - _FINISH_MARGIN_S, 0.5 * args.timeout)
     options = VerifyOptions(timeout_s=budget, device=args.device, branching=branching)
     if args.bound_method:
@@ -349,6 +350,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="where general neurons are split (default: shipped lookup tables)")
     p.add_argument("--bound-method", choices=["ibp", "crown", "alpha"],
                    help="strongest bound method before branching (default alpha)")
+    p.add_argument("--no-clip", action="store_true",
+                   help="input splitting without domain clipping (for ablations)")
     p.add_argument("--milp", action="store_true",
                    help="before branching, an exact MILP (HiGHS) for ReLU networks with few "
                         "unstable neurons")

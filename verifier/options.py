@@ -49,6 +49,8 @@ class BranchingOptions:
     max_domains: int = 500_000           # pool size at which we give up (``unknown``)
     max_memory_gb: float | None = None   # cap on the process's memory (--max-memory); None:
     # size batches and the pool from the free memory (branching/memory.py)
+    clip: bool = True                    # input splits: shrink each bounded box to where its
+    # linear bounds still allow a violation (branching/clip.py); --no-clip turns it off
     attack_every: int = 4                # PGD inside the worst domains every N rounds
     milp: bool = False                   # --milp: exact HiGHS MILP first, for ReLU chains with
     milp_max_unstable: int = 64          # at most this many unstable ReLUs (after CROWN)

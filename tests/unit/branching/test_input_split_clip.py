@@ -86,9 +86,9 @@ def _run(graph, threshold: float, clip: bool = True, timeout_s: float = 60.0):
 
     return input_split_bab(
         graph, _disjunct(threshold), check,
-        options=BranchingOptions(method="crown", input_batch_size=1024),
+        options=BranchingOptions(method="crown", input_batch_size=1024, clip=clip),
         bound_options=BoundOptions(), attack=AttackOptions(rounds=0),
-        deadline=time.monotonic() + timeout_s, stats=Stats(), clip=clip)
+        deadline=time.monotonic() + timeout_s, stats=Stats())
 
 
 @pytest.mark.parametrize("act,seed", [("Sin", 0), ("Tanh", 1), ("Sin", 2)])
@@ -123,9 +123,9 @@ def test_clipping_needs_fewer_boxes_than_plain_bisection():
         stats = Stats()
         outcome = input_split_bab(
             graph, _disjunct(threshold), lambda x: None,
-            options=BranchingOptions(method="crown", input_batch_size=1024),
+            options=BranchingOptions(method="crown", input_batch_size=1024, clip=clip),
             bound_options=BoundOptions(), attack=AttackOptions(rounds=0),
-            deadline=time.monotonic() + 60.0, stats=stats, clip=clip)
+            deadline=time.monotonic() + 60.0, stats=stats)
         assert outcome.status is BabStatus.VERIFIED, outcome.reason
         visited[clip] = stats.domains_visited
     assert visited[True] < visited[False]
