@@ -8,17 +8,16 @@ import math
 import time
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
 from branching.bab import BabStatus, input_split_bab
 from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
 from verifier.options import AttackOptions, BoundOptions, BranchingOptions
 from verifier.result import Stats
 from vnnlib.property import Clause, Disjunct
+
+from tests.unit.branching.nets import mlp
 
 # whole branch-and-bound runs with timeouts: deselect with -m "not slow"
 pytestmark = pytest.mark.slow
@@ -29,33 +28,13 @@ GRID = 501
 # clause at or below their threshold)
 ROWS = np.array([[1.0, 0.0], [0.5, 1.0], [-1.0, 0.3], [0.0, -1.0]])
 GROUPS = (0, 0, 1, 1)
-_SLOPE = {"Sin": 1.0, "Tanh": 1.0}
 
 
 def _mlp(act: str, seed: int):
-    """ONNX ``Gemm -> act -> Gemm -> act -> Gemm`` (2 -> 12 -> 12 -> 2) and an upper bound on
-    the l2 Lipschitz constant of every row ``c_r . y``."""
-    rng = np.random.default_rng(seed)
-    widths = (2, 12, 12, 2)
-    nodes, inits, lip, name = [], [], 1.0, "x"
-    for k, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        w = (rng.standard_normal((b, a)) * 1.5 / math.sqrt(a)).astype(np.float32)
-        bias = (rng.standard_normal(b) * 0.3).astype(np.float32)
-        inits += [numpy_helper.from_array(w, f"W{k}"), numpy_helper.from_array(bias, f"b{k}")]
-        nodes.append(helper.make_node("Gemm", [name, f"W{k}", f"b{k}"], [f"z{k}"], transB=1))
-        lip *= float(np.linalg.norm(w.astype(np.float64), 2))
-        name = f"z{k}"
-        if k < len(widths) - 2:
-            nodes.append(helper.make_node(act, [name], [f"h{k}"]))
-            lip *= _SLOPE[act]
-            name = f"h{k}"
-    graph = helper.make_graph(
-        nodes, f"mlp_{act}", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 2])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    onnx.checker.check_model(model)
-    row_norm = float(np.linalg.norm(ROWS, axis=1).max())
-    return load_model(model), lip * row_norm
+    """A 2 -> 12 -> 12 -> 2 MLP (``nets.mlp``) and an upper bound on the l2 Lipschitz
+    constant of every row ``c_r . y``."""
+    graph, lip = mlp(act, (2, 12, 12, 2), seed, scale=1.5)
+    return graph, lip * float(np.linalg.norm(ROWS, axis=1).max())
 
 
 def _worst(graph, x: torch.Tensor) -> torch.Tensor:

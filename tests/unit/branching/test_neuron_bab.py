@@ -7,10 +7,8 @@ import math
 import time
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
 from branching.bab import BabStatus
 from branching.bbps import split_nodes
@@ -18,41 +16,22 @@ from branching.neuron_bab import neuron_split_bab
 from bounds.engine import spec_bounds
 from bounds.plan import make_plan
 from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
 from verifier.options import AttackOptions, BoundOptions, BranchingOptions
 from verifier.result import Stats
 from vnnlib.property import Property
+
+from tests.unit.branching.nets import mlp
 
 # whole branch-and-bound runs with timeouts: deselect with -m "not slow"
 pytestmark = pytest.mark.slow
 
 LOWER, UPPER = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
 GRID = 401
-_LIPSCHITZ = {"Relu": 1.0, "Sigmoid": 0.25, "Tanh": 1.0, "Sin": 1.0}
 
 
 def _mlp(act: str, widths=(2, 8, 8, 1), seed: int = 0):
-    """ONNX MLP ``Gemm -> act -> ... -> Gemm`` and an upper bound on its Lipschitz constant
-    (l2, product of spectral norms times the activations' slope bounds)."""
-    rng = np.random.default_rng(seed)
-    nodes, inits, lip, name = [], [], 1.0, "x"
-    for k, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        w = (rng.standard_normal((b, a)) * 1.2 / math.sqrt(a)).astype(np.float32)
-        bias = (rng.standard_normal(b) * 0.3).astype(np.float32)
-        inits += [numpy_helper.from_array(w, f"W{k}"), numpy_helper.from_array(bias, f"b{k}")]
-        nodes.append(helper.make_node("Gemm", [name, f"W{k}", f"b{k}"], [f"z{k}"], transB=1))
-        lip *= float(np.linalg.norm(w.astype(np.float64), 2))
-        name = f"z{k}"
-        if k < len(widths) - 2:
-            nodes.append(helper.make_node(act, [name], [f"h{k}"]))
-            lip *= _LIPSCHITZ[act]
-            name = f"h{k}"
-    graph = helper.make_graph(
-        nodes, f"mlp_{act}", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    onnx.checker.check_model(model)
-    return load_model(model), lip
+    """A 2-input MLP and an upper bound on its Lipschitz constant (``nets.mlp``)."""
+    return mlp(act, widths, seed, scale=1.2)
 
 
 def _grid_min(graph) -> float:
