@@ -26,3 +26,16 @@ def benchmarks() -> Path:
     if root is None:
         pytest.skip("VNN-COMP benchmarks not found (set GENBAB_BENCHMARKS)")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of small-tensor tests: intra-op threads only add overhead
+    (and on a loaded 2-core machine, a lot of it).  Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,13 +16,7 @@ from tests.unit.bounds.helpers import assert_below, assert_no_nan
 UNARY = [r for r in RULES.values() if r.num_inputs == 1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 centres = st.one_of(
     st.floats(-5, 5), st.floats(-40, 40), st.floats(-1e4, 1e4),

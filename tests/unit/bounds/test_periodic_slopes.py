@@ -28,12 +28,7 @@ INFLECTION = {"Sin": 0.0, "Cos": PI / 2}        # inflection points at INFLECTIO
 DTYPES = [torch.float32, torch.float64]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _log_uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:

@@ -21,14 +21,7 @@ from tests.unit.bounds.helpers import (assert_below, assert_no_nan, random_boxes
 N_BOXES, PER_BOX = 4096, 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are small: intra-op threads only add overhead (and on a loaded 2-core
-    machine, a lot of it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REQUIRED_OPS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Sin", "Cos", "Exp", "Log",
                 "Reciprocal", "Sqrt", "Pow", "Mul", "Abs", "Sign", "Floor", "Erf", "Gelu",
