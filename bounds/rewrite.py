@@ -11,6 +11,9 @@ product of two perturbed tensors (``Mul``/``MatMul``), or the engine-internal ``
 * ``LayerNormalization`` -> mean, centre, square, mean, ``+eps``, ``Sqrt``, ``Reciprocal``,
   ``Mul``, then the affine ``gamma``/``beta``                                (3.14)
 * ``Max``/``Min`` of two tensors -> ``a + Relu(b - a)`` / ``a - Relu(a - b)`` (exact)
+* ``ReduceSum(Mul(z, MatMul(z, P)), last axis)`` with ``P`` constant (a quadratic form
+  ``z^T P z``, e.g. a Lyapunov function) -> a weighted sum of squares of linear forms
+  ``sum_i lam_i (q_i . z)^2`` plus an exact remainder (``_squares``)
 * ``MaxPool`` without padding or dilation -> strided ``Slice``s combined by that exact ``Max``
   rewrite (a pairwise tree).  This replaces the one-hot/constant relaxation of 3.12 by ReLU
   relaxations of the pairwise differences, which is never looser for a pool of two and in
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -192,13 +196,100 @@ _REWRITES: dict[str, Callable[[_Builder, Node], bool]] = {
 }
 
 
+@dataclass(frozen=True)
+class _QuadraticForm:
+    """``ReduceSum(Mul(z, MatMul(z, P)), last axis)``: ``z^T P z`` with ``P`` constant."""
+
+    z: str
+    matrix: torch.Tensor
+    inner: frozenset[str]   # the Mul and MatMul nodes the form replaces
+
+
+def _quadratic_forms(graph: Graph) -> dict[str, _QuadraticForm]:
+    """ReduceSum node name -> the quadratic form it computes, where its Mul and MatMul feed
+    nothing else (so they can be dropped)."""
+    producer = {o: n for n in graph.nodes for o in n.outputs}
+    uses: dict[str, int] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            uses[i] = uses.get(i, 0) + 1
+
+    def private(tensor: str) -> bool:
+        return uses.get(tensor, 0) == 1 and tensor != graph.output_name
+
+    found = {}
+    for node in graph.nodes:
+        if node.op_type != "ReduceSum" or len(node.inputs) != 1:
+            continue
+        mul = producer.get(node.inputs[0])
+        shape = graph.shapes[node.inputs[0]]
+        axes = tuple(a % len(shape) for a in node.attrs.get("axes") or ()) if shape else ()
+        if (mul is None or mul.op_type != "Mul" or axes != (len(shape) - 1,)
+                or not private(mul.output)):
+            continue
+        for z, t in (mul.inputs, mul.inputs[::-1]):
+            mm = producer.get(t)
+            if (mm is None or mm.op_type != "MatMul" or mm.inputs[0] != z or not private(t)
+                    or mm.inputs[1] not in graph.constants
+                    or (z not in producer and z != graph.input_name)):
+                continue
+            matrix = graph.constants[mm.inputs[1]]
+            if (matrix.dim() == 2 and tuple(matrix.shape) == (shape[-1], shape[-1])
+                    and graph.shapes[z] == shape == graph.shapes[t]):
+                found[node.name] = _QuadraticForm(z, matrix, frozenset({mul.name, mm.name}))
+                break
+    return found
+
+
+def _squares(b: _Builder, form: _QuadraticForm, node: Node) -> None:
+    """``z^T P z`` as a weighted sum of squares of linear forms plus an exact remainder.
+
+    With ``S = (P + P^T) / 2 = Q diag(lam) Q^T``: ``z^T P z = sum_i lam_i (q_i . z)^2 +
+    z^T (P - Q diag(lam) Q^T) z``.  McCormick planes on the coordinates of ``z * (z @ P)``
+    ignore that both factors move together; a square of one linear form is relaxed by a
+    tangent and a chord (on lsnc's Lyapunov level ``V(x)`` the bound's gap to the true minimum
+    drops several-fold).  Q and lam are rounded to float32 first and the remainder is taken in
+    float64 against the rounded values, so the rewritten function equals the original to
+    float64 precision in any working dtype; the remainder (about 1e-7 of P) is a McCormick
+    product, as the whole form was before."""
+    out, name, z = node.output, node.name, form.z
+    p64 = form.matrix.double()
+    lam, q = torch.linalg.eigh((p64 + p64.T) / 2)
+    q32, lam32 = q.float(), lam.float()
+    rest = p64 - q32.double() @ torch.diag(lam32.double()) @ q32.double().T
+    shape, reduced = b.shapes[z], b.shapes[out]
+    keep = dict(axes=(len(shape) - 1,), keepdims=int(len(reduced) == len(shape)))
+    proj = b.emit("MatMul", [z, b.const(f"{out}/eigenvectors", q32)], f"{out}/proj", shape,
+                  f"{name}/proj")
+    square = b.emit("Pow", [proj], f"{out}/square", shape, f"{name}/square", exponent=2.0)
+    weighted = b.emit("Mul", [square, b.const(f"{out}/eigenvalues", lam32)], f"{out}/weighted",
+                      shape, f"{name}/weighted")
+    if not bool(rest.abs().max() > 0):
+        b.emit("ReduceSum", [weighted], out, reduced, name, **keep)
+        return
+    forms = b.emit("ReduceSum", [weighted], f"{out}/squares", reduced, f"{name}/squares", **keep)
+    moved = b.emit("MatMul", [z, b.const(f"{out}/remainder_matrix", rest)],
+                   f"{out}/remainder_z", shape, f"{name}/remainder_z")
+    prod = b.emit("Mul", [z, moved], f"{out}/remainder_prod", shape, f"{name}/remainder_prod")
+    remainder = b.emit("ReduceSum", [prod], f"{out}/remainder", reduced, f"{name}/remainder",
+                       **keep)
+    b.emit("Add", [forms, remainder], out, reduced, name)
+
+
 def prepare(graph: Graph) -> Graph:
     """The graph with composite ops decomposed (cached; the input graph is not modified)."""
     cached = _CACHE.get(id(graph))
     if cached is not None:
         return cached
     b = _Builder(graph)
+    forms = _quadratic_forms(graph)
+    dropped = set().union(*(f.inner for f in forms.values())) if forms else set()
     for node in graph.nodes:
+        if node.name in dropped:
+            continue
+        if node.name in forms:
+            _squares(b, forms[node.name], node)
+            continue
         rewrite = _REWRITES.get(node.op_type)
         if rewrite is None or not rewrite(b, node):
             b.nodes.append(node)
