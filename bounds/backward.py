@@ -36,6 +36,8 @@ class BoundState:
     aux: dict[str, Tensor] = field(default_factory=dict)    # ShiftByMax node -> index
     relaxations: dict[str, object] = field(default_factory=dict)
     offsets: dict[str, list] = field(default_factory=dict)
+    chunk_s: float = 0.0   # seconds the latest intermediate CROWN chunk took: one more that
+    # long must still end before the deadline (``bounds.engine._crown_rows``)
 
     def relaxation(self, node: Node):
         rel = self.relaxations.get(node.name)

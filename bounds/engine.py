@@ -135,7 +135,8 @@ def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
     lows, ups, parts = [], [], []
     done = 0
     for start in range(0, index.numel(), chunk):
-        if time.monotonic() >= deadline:
+        begun = time.monotonic()
+        if begun + state.chunk_s >= deadline:   # a chunk like the latest would end past it
             break
         sel = index[start:start + chunk]
         done = start + sel.numel()
@@ -151,6 +152,7 @@ def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
         ups.append(-value[:, n:])
         if keep_linear:
             parts.append((x_coeffs[:, :n], bias[:, :n], -x_coeffs[:, n:], -bias[:, n:]))
+        state.chunk_s = time.monotonic() - begun
     if done == 0:
         return ibp, None
     index = index[:done]
