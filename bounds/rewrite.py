@@ -208,14 +208,10 @@ class _QuadraticForm:
 def _quadratic_forms(graph: Graph) -> dict[str, _QuadraticForm]:
     """ReduceSum node name -> the quadratic form it computes, where its Mul and MatMul feed
     nothing else (so they can be dropped)."""
-    producer = {o: n for n in graph.nodes for o in n.outputs}
-    uses: dict[str, int] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            uses[i] = uses.get(i, 0) + 1
+    producer, readers = graph.producers(), graph.consumers()
 
     def private(tensor: str) -> bool:
-        return uses.get(tensor, 0) == 1 and tensor != graph.output_name
+        return len(readers.get(tensor, ())) == 1 and tensor != graph.output_name
 
     found = {}
     for node in graph.nodes:

@@ -9,15 +9,13 @@ are not (so the test fails if the rewrite stops applying).
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
 
 from bounds.engine import spec_bounds
 from bounds.rewrite import prepare
-from tests.unit.bounds.test_engine import model, n
+from tests.unit.bounds.test_engine import model, n, outputs, samples
 from verifier.forward import evaluate
 from verifier.onnx_loader import load_model
 from verifier.options import BoundOptions
@@ -73,15 +71,6 @@ def _boxes(batch: int = 12, seed: int = 3):
     return centre - radius, centre + radius
 
 
-def _points(lower, upper, per_box: int = 400):
-    gen = torch.Generator().manual_seed(5)
-    inside = lower.unsqueeze(1) + torch.rand(len(lower), per_box, 3, generator=gen,
-                                             dtype=torch.float64) * (upper - lower).unsqueeze(1)
-    corners = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)), dtype=torch.float64)
-    edges = lower.unsqueeze(1) + corners.unsqueeze(0) * (upper - lower).unsqueeze(1)
-    return torch.cat([inside, edges], dim=1)
-
-
 @pytest.mark.parametrize("kind", ["pd", "indefinite", "skew"])
 @pytest.mark.parametrize("method", ["crown", "alpha"])
 def test_bounds_contain_sampled_values(kind, method):
@@ -90,8 +79,7 @@ def test_bounds_contain_sampled_values(kind, method):
     coeffs = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.5, -1.0]], dtype=torch.float64)
     result = spec_bounds(graph, lower, upper, coeffs, method=method,
                          options=BoundOptions(method=method, alpha_iterations=10))
-    pts = _points(lower, upper)
-    y = evaluate(graph, pts.reshape(-1, 3)).reshape(len(lower), -1, 2)
+    y = outputs(graph, samples(lower, upper, per_box=400, seed=5))
     rows = torch.einsum("bpm,rm->bpr", y, coeffs)
     assert bool((result.lower.unsqueeze(1) <= rows + 1e-9 * (1 + rows.abs())).all())
 
@@ -110,7 +98,7 @@ def test_convex_form_lower_bound_is_within_the_tangent_error():
     half = (upper - lower) / 2
     radius = (half @ (w @ q).abs())                             # (B, 4): range of q_i . z
     allowed = (lam * radius ** 2).sum(dim=1)
-    y = evaluate(graph, _points(lower, upper, 2000).reshape(-1, 3)).reshape(len(lower), -1, 2)
+    y = outputs(graph, samples(lower, upper, per_box=2000, seed=5))
     true_min = y[..., 0].min(dim=1).values
     assert bool((result.lower[:, 0] >= true_min - allowed - 1e-9).all())
     assert bool((result.lower[:, 0] <= true_min + 1e-9).all())
