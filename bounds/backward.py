@@ -164,7 +164,8 @@ def _linear_step(state: BoundState, node: Node, outs: list) -> tuple[dict[str, T
 def backward(state: BoundState, start: str, coeffs: Tensor,
              params: dict[str, Tensor] | None = None,
              record: dict[str, Tensor] | None = None,
-             split_terms: dict[str, Pair] | None = None) -> tuple[Tensor, Tensor]:
+             split_terms: dict[str, Pair] | None = None,
+             relaxed: dict[str, object] | None = None) -> tuple[Tensor, Tensor]:
     """Lower bounds of ``coeffs . start`` as a linear function of the input.
 
     coeffs: (batch, rows, *shape(start)).  Returns ``(input_coeffs, bias)``:
@@ -172,7 +173,9 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
     the coefficients reaching the output of every nonlinear node, keyed by that output tensor
     (``(batch, rows, *shape)``; the ``lA`` branching heuristics read).  ``split_terms``:
     tensor -> ``(coeffs (batch, rows, *shape), bias (batch, rows))`` added to the bound once
-    that tensor's coefficients are complete (Lagrangian terms of split constraints, beta)."""
+    that tensor's coefficients are complete (Lagrangian terms of split constraints, beta).
+    ``relaxed``: node name -> a relaxation to use as it is (tensors ``(batch[, rows], *shape)``)
+    instead of the default or ``params`` one."""
     plan = state.plan
     g = plan.graph
     batch, rows = coeffs.shape[:2]
@@ -193,7 +196,10 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
             if record is not None and outs[0] is not None:
                 record[node.outputs[0]] = outs[0].detach()
             p = None if params is None else params.get(node.name)
-            rel = state.relaxation(node) if p is None else relax_node(state, node, p, rows)
+            if relaxed is not None and node.name in relaxed:
+                rel = relaxed[node.name]
+            else:
+                rel = state.relaxation(node) if p is None else relax_node(state, node, p, rows)
             if kind == UNARY:
                 new, extra = _unary_step(outs[0], rel)
                 pushed = {node.inputs[0]: new}

@@ -29,6 +29,7 @@ from bounds.box import Box, input_box
 from bounds.interval import intersect, node_interval
 from bounds.linear import shift_index
 from bounds.plan import Plan, make_plan
+from bounds.planes import search_planes
 from bounds.rewrite import SHIFT_BY_MAX
 from verifier.forward import prepared_constants
 from verifier.graph import Graph
@@ -77,6 +78,9 @@ class SpecBounds:
     #   (batch, rows, numel), to warm-start children
     input_offset: Tensor | None = None   # (batch, rows): the constant of that linear bound,
     # ``coeffs @ y >= input_coeffs . x + input_offset`` for every x in the box
+    searched: Pair | None = None   # ``(coeffs (batch, rows, input_size), offset (batch,
+    # rows))``: a second such linear bound, from the plane search (bounds/planes.py) where it
+    # ran.  It has the higher minimum; CROWN's has the slopes that show which inputs matter.
 
 
 @dataclass(frozen=True)
@@ -265,7 +269,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     req = _Request(method, interm, refresh, keep_linear, deadline,
                    None if fixed is None else frozenset(fixed))
     recorded: dict[str, Tensor] | None = {} if record_coeffs else None
-    x_coeffs = bias = None
+    x_coeffs = bias = searched = None
     with torch.no_grad():
         bstate, linear, empty = _intermediate(plan, box, req)
         out = bstate.bounds[plan.graph.output_name]
@@ -273,8 +277,16 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
         if method != "ibp":
             out_shape = plan.graph.shapes[plan.graph.output_name]
             full = coeffs.reshape(batch, coeffs.shape[1], *out_shape)
-            x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=recorded)
+            search = options.plane_search and bool(plan.terminal_products)
+            reached = recorded if recorded is not None or not search else {}
+            x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=reached)
             best = torch.maximum(best, concretize(x_coeffs, bias, box.lower, box.upper))
+            if search:
+                s_coeffs, s_bias = search_planes(bstate, plan.graph.output_name, full, box.lower,
+                                                 box.upper, reached, x_coeffs, bias,
+                                                 thresholds)
+                best = torch.maximum(best, concretize(s_coeffs, s_bias, box.lower, box.upper))
+                searched = (s_coeffs, s_bias)
     params: dict[str, Tensor] = {}
     joint = _joint_beta(bstate, split_constraints, method, coeffs)
     betas: dict[str, Pair] = {}
@@ -300,7 +312,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     best = torch.where(empty.unsqueeze(1), float("inf"), best)
     return SpecBounds(best.detach(), dict(bstate.bounds), params, linear, method, x_coeffs,
                       recorded or {}, {k: (lo.detach(), up.detach()) for k, (lo, up) in betas.items()},
-                      bias)
+                      bias, searched)
 
 
 def _joint_beta(state: BoundState, request: SplitConstraints | None, method: str,

@@ -324,7 +324,9 @@ def _adj_concat(node, coeffs, shapes, perturbed, consts, aux):
     parts = torch.split(c, sizes, dim=axis + 2)
     result: dict[str, Tensor] = {}
     for name, part in zip(node.inputs, parts):
-        if name in perturbed:
+        # a part that is all zero is left out: the rows of a spec often read one input of
+        # the output's Concat, and the backward pass then skips the others' whole branches
+        if name in perturbed and (len(parts) == 1 or bool(part.any())):
             result[name] = result[name] + part if name in result else part
     return result
 

@@ -10,7 +10,9 @@ bound rules of nonlinear nodes and decides, per tensor, how its intermediate bou
 * ``ibp_exact``: tight tensors whose interval image is already exact given tight inputs (outputs
   of elementwise rules and data movement, and the first affine layer over the raw input); they
   skip the CROWN pass.  The other tight tensors get CROWN with ``C = I``, intersected with IBP;
-* ``relu_only``: tensors read only by ReLU-like ops, for which stable neurons need no CROWN row.
+* ``relu_only``: tensors read only by ReLU-like ops, for which stable neurons need no CROWN row;
+* ``terminal_products``: small elementwise products with only linear ops after them, whose
+  planes ``bounds/planes.py`` chooses for CROWN bounds.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class Plan:
     ibp_exact: frozenset[str]
     relu_only: frozenset[str]
     max_numel: int                    # largest perturbed tensor (row chunking)
+    terminal_products: tuple[Node, ...] = ()   # see ``_terminal_products``
 
 
 _CACHE: dict[int, Plan] = {}
@@ -63,7 +66,8 @@ def make_plan(graph: Graph) -> Plan:
     plan = Plan(g, kinds, rules, frozenset(perturbed), frozenset(needs), frozenset(tight),
                 frozenset(_ibp_exact(g, tight, kinds, perturbed)),
                 frozenset(_relu_only(g, needs)),
-                max(_numel(g.shapes[t]) for t in perturbed))
+                max(_numel(g.shapes[t]) for t in perturbed),
+                _terminal_products(g, kinds, perturbed))
     _CACHE[id(graph)] = plan
     weakref.finalize(graph, _CACHE.pop, id(graph), None)
     return plan
@@ -131,6 +135,33 @@ def _ibp_exact(g: Graph, tight: set[str], kinds: dict, perturbed: set[str]) -> s
         elif node.op_type in _FIRST_LAYER and len(pert) == 1:
             exact.update(node.outputs)
     return exact & tight
+
+
+_TERMINAL_ELEMENTS = 16   # most elements of terminal products, all together: the plane search
+# bounds ``1 + elements`` rows per spec row
+
+
+def _terminal_products(g: Graph, kinds: dict, perturbed: set[str]) -> tuple[Node, ...]:
+    """Elementwise products of two perturbed tensors from which only linear ops lead to the
+    output (so the coefficients reaching them never depend on a relaxation), in graph order,
+    while their elements add up to at most ``_TERMINAL_ELEMENTS``."""
+    consumers = g.consumers()
+    linear_after: dict[str, bool] = {}
+    for node in reversed(g.nodes):
+        for name in node.outputs:
+            users = [c for c in consumers.get(name, []) if name in perturbed]
+            linear_after[name] = name == g.output_name or (
+                bool(users) and all(kinds[c.name] == LINEAR
+                                    and all(linear_after.get(o, False) for o in c.outputs)
+                                    for c in users))
+    chosen, total = [], 0
+    for node in g.nodes:
+        if kinds[node.name] == MUL and linear_after[node.outputs[0]]:
+            size = _numel(g.shapes[node.outputs[0]])
+            if total + size <= _TERMINAL_ELEMENTS:
+                chosen.append(node)
+                total += size
+    return tuple(chosen)
 
 
 def _relu_only(g: Graph, needs: set[str]) -> set[str]:

@@ -347,8 +347,8 @@ def _bound_rows(search: _Search, domains: Domains, needed: Tensor) -> Domains:
     if len(rows) == 0:
         return domains.with_margins(domains.margins, torch.zeros_like(domains.lower))
     method = search.options.method
-    options = BoundOptions(method=method, alpha_iterations=search.options.alpha_iterations,
-                           alpha_lr=search.bound_options.alpha_lr)
+    options = replace(search.bound_options, method=method,
+                      alpha_iterations=search.options.alpha_iterations)
     result = spec_bounds(search.graph, domains.lower, domains.upper, spec.coeffs[rows],
                          method=method, options=options, deadline=search.deadline,
                          thresholds=spec.thresholds[rows].to(domains.lower.dtype),
@@ -362,9 +362,13 @@ def _bound_rows(search: _Search, domains: Domains, needed: Tensor) -> Domains:
     sensitivity = clause_sensitivity(input_coeffs, row_margins, members, margins <= 0)
     if result.input_offset is None or not search.clip:
         return domains.with_margins(margins, sensitivity)
-    lower, upper, proved = clip_boxes(domains.lower, domains.upper, input_coeffs,
-                                      result.input_offset, spec.thresholds[rows], members,
-                                      margins <= 0)
+    clip_coeffs, clip_offset, thresholds = input_coeffs, result.input_offset, spec.thresholds[rows]
+    if result.searched is not None:   # both linear bounds of a row must allow a violation
+        clip_coeffs = torch.cat([clip_coeffs, result.searched[0].reshape(input_coeffs.shape)], 1)
+        clip_offset = torch.cat([clip_offset, result.searched[1]], 1)
+        thresholds, members = thresholds.repeat(2), members.repeat(2, 1)
+    lower, upper, proved = clip_boxes(domains.lower, domains.upper, clip_coeffs, clip_offset,
+                                      thresholds, members, margins <= 0)
     margins = torch.where(proved.unsqueeze(1) & (margins <= 0), math.inf, margins)
     halfspaces = _halfspaces(search, domains, needed, input_coeffs, result.input_offset)
     return replace(domains.with_margins(margins, sensitivity), lower=lower, upper=upper,

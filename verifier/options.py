@@ -30,6 +30,7 @@ class BoundOptions:
     method: Literal["ibp", "crown", "alpha"] = "alpha"
     alpha_iterations: int = 20
     alpha_lr: float = 0.1
+    plane_search: bool = True   # CROWN: choose the planes of terminal products (bounds/planes.py)
 
 
 @dataclass(frozen=True)
