@@ -251,7 +251,8 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     lower, upper: (batch, *input_shape) or (batch, input_size).  coeffs: (batch, rows, m) or
     (rows, m), m = output size.  state: alpha parameters of an earlier call (warm start).
     thresholds ((batch, rows) or (rows,)) and groups ((rows,) clause ids, -1 = ignore) only
-    let alpha stop early once every group of every domain has a row with lower > threshold.
+    let alpha stop early once every group of every domain has a row with lower > threshold,
+    and spare the plane search (``options.plane_search``, bounds/planes.py) rows above it.
     fixed: if given, replaces ``refresh``: exactly the ``interm`` tensors named here are taken
     as given (not recomputed); the other ``interm`` tensors are recomputed and intersected.
     record_coeffs: also return ``output_coeffs`` (see ``SpecBounds``).
@@ -277,7 +278,8 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
         if method != "ibp":
             out_shape = plan.graph.shapes[plan.graph.output_name]
             full = coeffs.reshape(batch, coeffs.shape[1], *out_shape)
-            search = options.plane_search and bool(plan.terminal_products)
+            search = (options.plane_search and bool(plan.terminal_products)
+                      and time.monotonic() < deadline)
             reached = recorded if recorded is not None or not search else {}
             x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=reached)
             best = torch.maximum(best, concretize(x_coeffs, bias, box.lower, box.upper))

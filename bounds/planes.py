@@ -83,8 +83,9 @@ def search_planes(state: BoundState, start: str, coeffs: Tensor, lower: Tensor, 
 
 
 def _subset(state: BoundState, boxes: Tensor, batch: int) -> BoundState:
-    """The bound state of the domains ``boxes`` only: intervals, auxiliary indices and cached
-    relaxations indexed along their batch axis (tensors without one are shared)."""
+    """The bound state of the domains ``boxes`` only, for backward passes: the cached
+    relaxations, auxiliary indices and the intervals that relaxations are made from, indexed
+    along their batch axis (tensors without one are shared)."""
     def take(t):
         return t[boxes] if isinstance(t, Tensor) and t.dim() and t.shape[0] == batch else t
 
@@ -94,7 +95,8 @@ def _subset(state: BoundState, boxes: Tensor, batch: int) -> BoundState:
         return replace(rel, **{f.name: take(getattr(rel, f.name)) for f in fields(rel)})
 
     return BoundState(state.plan, state.consts,
-                      {k: (take(lo), take(up)) for k, (lo, up) in state.bounds.items()},
+                      {k: (take(lo), take(up)) for k, (lo, up) in state.bounds.items()
+                       if k in state.plan.needs_bounds},
                       {k: take(v) for k, v in state.aux.items()},
                       {k: relaxation(v) for k, v in state.relaxations.items()},
                       state.offsets, state.chunk_s)

@@ -167,21 +167,23 @@ _GROWTH = 4            # batch growth per round while it pays
 _GAIN = 1.15           # a larger batch must bound this much faster per domain to be kept
 _MAX_DEPTH = 2         # most dimensions bisected at once in one domain: deeper multi-splits
 # fill a batch sooner but bound many children one split would have proved (gcas_5: 25x more)
-_LOOKS = 2             # full rounds measured at each batch size
+_LOOKS = 3             # full rounds measured at each batch size
 
 
 @dataclass
 class BatchSize:
     """Children bounded per round, tuned while running: start small (an instance that a few
     splits settle costs little) and grow ``_GROWTH``-fold while the bounding rate (domains per
-    second, the best of ``_LOOKS`` full rounds, since a shared machine makes single rounds
-    noisy) keeps improving.  Tiny models gain up to tens of thousands of domains per call;
+    second over ``_LOOKS`` full rounds together: rounds differ in cost, and the best single
+    round flattered the smaller size, which could stop lsnc at 1024 children instead of
+    131072) keeps improving.  Tiny models gain up to tens of thousands of domains per call;
     wider ones stop gaining (memory traffic) at a few hundred, and then go back a step."""
 
     cap: int
     size: int = _FIRST_CHILDREN
     settled: bool = False
-    _rates: list[float] = field(default_factory=list)   # rounds at the current size
+    _rates: list[tuple[int, float]] = field(default_factory=list)   # (children, seconds) of
+    # the rounds at the current size
     _best_rate: float = 0.0
     _best_size: int = 0
 
@@ -193,10 +195,11 @@ class BatchSize:
         it."""
         if self.settled or 2 * children < self.size:
             return
-        self._rates.append(children / max(seconds, 1e-9))
+        self._rates.append((children, seconds))
         if len(self._rates) < _LOOKS:
             return
-        rate, self._rates = max(self._rates), []
+        rate = sum(c for c, _ in self._rates) / max(sum(t for _, t in self._rates), 1e-9)
+        self._rates = []
         if rate > _GAIN * self._best_rate and self.size < self.cap:
             self._best_rate, self._best_size = rate, self.size
             self.size = min(self.cap, self.size * _GROWTH)
@@ -206,8 +209,15 @@ class BatchSize:
         self.settled = True
 
 
+_DEEP_BELOW = 2048      # parents below which a round may bisect two dimensions at once
+
+
 def _split_depth(budget: int, parents: int, free_dims: int) -> int:
-    """Dimensions to bisect per parent so that ``parents * 2**depth`` fills ``budget``."""
+    """Dimensions to bisect per parent so that ``parents * 2**depth`` fills ``budget``, but
+    only for rounds with few parents (the first ones): with thousands of parents a round is
+    big enough, and a double split bounds children that one split would have proved."""
+    if parents >= _DEEP_BELOW:
+        return 1
     depth = int(math.floor(math.log2(max(1.0, budget / max(1, parents)))))
     return max(1, min(depth, free_dims, _MAX_DEPTH))
 
@@ -364,9 +374,12 @@ def _bound_rows(search: _Search, domains: Domains, needed: Tensor) -> Domains:
         return domains.with_margins(margins, sensitivity)
     clip_coeffs, clip_offset, thresholds = input_coeffs, result.input_offset, spec.thresholds[rows]
     if result.searched is not None:   # both linear bounds of a row must allow a violation
-        clip_coeffs = torch.cat([clip_coeffs, result.searched[0].reshape(input_coeffs.shape)], 1)
-        clip_offset = torch.cat([clip_offset, result.searched[1]], 1)
-        thresholds, members = thresholds.repeat(2), members.repeat(2, 1)
+        s_coeffs = result.searched[0].reshape(input_coeffs.shape)
+        moved = torch.nonzero((s_coeffs != input_coeffs).flatten(2).any(dim=2).any(dim=0)).flatten()
+        clip_coeffs = torch.cat([clip_coeffs, s_coeffs[:, moved]], 1)
+        clip_offset = torch.cat([clip_offset, result.searched[1][:, moved]], 1)
+        thresholds, members = torch.cat([thresholds, thresholds[moved]]), torch.cat(
+            [members, members[moved]])
     lower, upper, proved = clip_boxes(domains.lower, domains.upper, clip_coeffs, clip_offset,
                                       thresholds, members, margins <= 0)
     margins = torch.where(proved.unsqueeze(1) & (margins <= 0), math.inf, margins)
@@ -419,15 +432,22 @@ def _check_centres(search: _Search, domains: Domains):
 
 
 _ATTACK_DOMAINS = 8
-_ATTACK_SHARE = 0.25   # most of the BaB time that the attacks inside BaB may take
+_ATTACK_SHARE = 0.25   # most of the BaB time that the attacks inside BaB may take, for the
+_ATTACK_FULL_S = 15.0  # first this many seconds; after t seconds the share is scaled by
+# sqrt(_ATTACK_FULL_S / t): the longer the bounds hold out, the less likely an attack is to
+# find a point, and on lsnc quadrotor2d_state_0 (unsat) the attacks took 14% of the time
+
+
+def _attack_share(elapsed: float) -> float:
+    return _ATTACK_SHARE * math.sqrt(min(1.0, _ATTACK_FULL_S / max(elapsed, 1e-9)))
 
 
 def _time_share_attack(search: _Search, pool: Pool):
     """PGD inside the worst domains and over the whole box, while the attacks have used less
-    than ``_ATTACK_SHARE`` of the time since BaB started: on an unsat instance every second
+    than ``_attack_share`` of the time since BaB started: on an unsat instance every second
     spent attacking is lost, on a sat one the bounds alone rarely find the point."""
     begun = time.monotonic()
-    if search.attack_s > _ATTACK_SHARE * (begun - search.started):
+    if search.attack_s > _attack_share(begun - search.started) * (begun - search.started):
         return None
     try:
         return _attack_worst(search, pool) or _explore(search)
@@ -445,7 +465,8 @@ def _explore(search: _Search):
         prop = Property((search.disjunct,), search.graph.input_size, search.spec.coeffs.shape[1])
         search.falsifier = Falsifier(search.graph, prop, search.attack,
                                      search.spec.coeffs.device, search.spec.coeffs.dtype)
-    budget = max(0.2, _ATTACK_SHARE * (time.monotonic() - search.started) - search.attack_s)
+    elapsed = time.monotonic() - search.started
+    budget = max(0.2, _attack_share(elapsed) * elapsed - search.attack_s)
     candidate = search.falsifier.run(min(search.deadline, time.monotonic() + budget), rounds=1)
     return None if candidate is None else search.check(candidate.x)
 

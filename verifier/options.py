@@ -43,7 +43,7 @@ class BranchingOptions:
     heuristic: Literal["bbps", "babsr"] = "bbps"
     branch_points: Literal["lut", "midpoint"] = "lut"
     batch_size: int = 128                # domains split per round (children: twice as many)
-    input_batch_size: int = 16384        # input splits: most children bounded per round (tiny
+    input_batch_size: int = 131072       # input splits: most children bounded per round (tiny
     # models: a bound call on thousands of boxes costs little more than on a hundred)
     method: Literal["crown", "alpha"] = "crown"   # bound of the children
     alpha_iterations: int = 5            # per round, warm-started from the parent

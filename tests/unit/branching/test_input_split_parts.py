@@ -83,18 +83,30 @@ def test_clause_sensitivity_follows_the_most_nearly_proved_row_of_each_open_clau
 
 def test_batch_size_grows_while_it_pays_then_steps_back():
     batch = BatchSize(cap=4096, size=16)
-    for seconds in (0.01, 0.02):     # best of two rounds: 1.6k/s
+    for seconds in (0.01, 0.01, 0.01):   # 48 domains in 0.03 s: 1.6k/s
         batch.observe(16, seconds)
     assert batch.size == 64
-    for seconds in (0.01, 0.01):     # 6.4k/s
+    for seconds in (0.01, 0.01, 0.01):   # 6.4k/s
         batch.observe(64, seconds)
     assert batch.size == 256
-    batch.observe(256, 0.1)          # 2.6k/s: worse, back to 64 for good
+    batch.observe(256, 0.1)
+    batch.observe(256, 0.1)
     assert batch.size == 256
-    batch.observe(256, 0.2)
+    batch.observe(256, 0.2)              # 768 in 0.4 s: 1.9k/s, worse: back to 64 for good
     assert batch.size == 64 and batch.settled
     batch.observe(64, 0.0001)
     assert batch.size == 64
+
+
+def test_batch_size_pools_its_rounds_instead_of_taking_the_best():
+    """One cheap round among slow ones must not make a size look better than it is."""
+    batch = BatchSize(cap=4096, size=16)
+    for seconds in (0.002, 0.05, 0.05):  # best round 8k/s, all three together 470/s
+        batch.observe(16, seconds)
+    assert batch.size == 64
+    for seconds in (0.02, 0.02, 0.02):   # 3.2k/s: clearly better than 470/s, keeps growing
+        batch.observe(64, seconds)
+    assert batch.size == 256 and not batch.settled
 
 
 def test_batch_size_ignores_rounds_that_did_not_fill_it():
@@ -178,3 +190,11 @@ def test_domains_needing_a_rare_row_are_bounded_apart(monkeypatch):
              bab._bound_rows(search, rare, members[:, 0] | members[:, 2])]
     assert torch.equal(apart.margins, torch.cat([a.margins for a in alone]))
     assert torch.equal(apart.lower, doms.lower)   # same order as given
+
+
+def test_split_depth_bisects_two_dimensions_only_in_small_rounds():
+    from branching.bab import _DEEP_BELOW, _split_depth
+    assert _split_depth(budget=1024, parents=4, free_dims=6) == 2
+    assert _split_depth(budget=1024, parents=4, free_dims=1) == 1
+    assert _split_depth(budget=131072, parents=_DEEP_BELOW, free_dims=6) == 1
+    assert _split_depth(budget=131072, parents=_DEEP_BELOW - 1, free_dims=6) == 2
