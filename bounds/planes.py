@@ -37,7 +37,7 @@ from bounds.relaxation import PlaneRelaxation
 _CHOSEN = 3         # elements per row whose planes are searched (the others keep CROWN's)
 _NEGLIGIBLE = 1e-6  # rows whose planes can move the bound by less than this (relative) are
 # left alone (the float64 remainder of a rewritten quadratic form is such a product)
-_STEPS = 10          # sign-gradient steps on the affine model (each a few flops per box)
+_STEPS = 8           # sign-gradient steps on the affine model (each a few flops per box)
 _FIRST_STEP = 0.25   # step length of the first one, shrinking as 1 / sqrt(step)
 
 

@@ -126,6 +126,7 @@ class _Search:
     falsifier: object | None = None   # PGD over the whole disjunct, continued between rounds
     chunk: int = 1 << 16              # most domains per bound call; halved on out-of-memory
     attack_s: float = 0.0             # seconds spent attacking inside BaB so far
+    attacked: float = field(default_factory=time.monotonic)   # when the last attack was due
     clip: bool = True                 # shrink bounded boxes to their possibly violating part
     started: float = field(default_factory=time.monotonic)
 
@@ -164,7 +165,7 @@ def limit_reached(pool: Pool, deadline: float, max_domains: int) -> BabOutcome |
 _FIRST_CHILDREN = 256  # children of the first round (a bound call on a few hundred boxes
 # costs about what one on a dozen does)
 _GROWTH = 4            # batch growth per round while it pays
-_GAIN = 1.15           # a larger batch must bound this much faster per domain to be kept
+_GAIN = 1.05           # a larger batch must bound this much faster per domain to be kept
 _MAX_DEPTH = 2         # most dimensions bisected at once in one domain: deeper multi-splits
 # fill a batch sooner but bound many children one split would have proved (gcas_5: 25x more)
 _LOOKS = 3             # full rounds measured at each batch size
@@ -270,7 +271,10 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         batch.observe(made, clock() - begun)
         rounds += 1
         _record(stats, rounds, len(children), len(pool), pool.worst_margin())
-        if search.attack.rounds and rounds % options.attack_every == 0 and len(pool):
+        due = rounds % options.attack_every == 0 or (
+            time.monotonic() - search.attacked > _ATTACK_PERIOD_S)   # rounds can take seconds
+        if search.attack.rounds and due and len(pool):
+            search.attacked = time.monotonic()
             found = _time_share_attack(search, pool)
             if found is not None:
                 return BabOutcome(BabStatus.FALSIFIED, found, "counterexample by PGD in BaB")
@@ -294,7 +298,8 @@ def _record(stats: Stats, rounds: int, visited: int, queue: int, worst: float) -
 _REBOUND_BELOW = 0.7   # a clipped box keeping less than this share of its volume is bounded
 # again at once (its new linear bounds are tighter and clip further): on lsnc state_4 / state_6
 # 20% fewer boxes than bounding it only as its children, 0.9 and 0.5 do a little worse
-_REBOUNDS = 3          # at most this many times per round (5-7% fewer boxes than once)
+_REBOUNDS = 1          # at most this many times per round (3: 5-7% fewer boxes on lsnc, but
+# with the plane search state_0 took 57-60 s in-process against 50-54 s with 1)
 _REBOUND_MIN = 256     # fewer boxes than this are not worth a bound call of their own (on
 # lsnc state_16 / output_9 the extra calls of small rounds made the search slower than before)
 
@@ -432,8 +437,9 @@ def _check_centres(search: _Search, domains: Domains):
 
 
 _ATTACK_DOMAINS = 8
+_ATTACK_PERIOD_S = 2.0   # an attack is also due when this long has passed since the last
 _ATTACK_SHARE = 0.25   # most of the BaB time that the attacks inside BaB may take, for the
-_ATTACK_FULL_S = 15.0  # first this many seconds; after t seconds the share is scaled by
+_ATTACK_FULL_S = 5.0   # first this many seconds; after t seconds the share is scaled by
 # sqrt(_ATTACK_FULL_S / t): the longer the bounds hold out, the less likely an attack is to
 # find a point, and on lsnc quadrotor2d_state_0 (unsat) the attacks took 14% of the time
 
