@@ -149,7 +149,7 @@ def _terminal_products(g: Graph, kinds: dict, perturbed: set[str]) -> tuple[Node
     linear_after: dict[str, bool] = {}
     for node in reversed(g.nodes):
         for name in node.outputs:
-            users = [c for c in consumers.get(name, []) if name in perturbed]
+            users = consumers.get(name, []) if name in perturbed else []
             linear_after[name] = name == g.output_name or (
                 bool(users) and all(kinds[c.name] == LINEAR
                                     and all(linear_after.get(o, False) for o in c.outputs)
