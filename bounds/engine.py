@@ -280,7 +280,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
             full = coeffs.reshape(batch, coeffs.shape[1], *out_shape)
             search = (options.plane_search and bool(plan.terminal_products)
                       and time.monotonic() < deadline)
-            reached = recorded if recorded is not None or not search else {}
+            reached = {} if search and recorded is None else recorded   # the search reads it
             x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=reached)
             best = torch.maximum(best, concretize(x_coeffs, bias, box.lower, box.upper))
             if search:

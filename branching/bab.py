@@ -444,16 +444,20 @@ _ATTACK_FULL_S = 5.0   # first this many seconds; after t seconds the share is s
 # find a point, and on lsnc quadrotor2d_state_0 (unsat) the attacks took 14% of the time
 
 
-def _attack_share(elapsed: float) -> float:
-    return _ATTACK_SHARE * math.sqrt(min(1.0, _ATTACK_FULL_S / max(elapsed, 1e-9)))
+def _attack_allowance(search: _Search) -> float:
+    """Seconds the attacks inside BaB may still take now."""
+    elapsed = time.monotonic() - search.started
+    share = _ATTACK_SHARE * math.sqrt(min(1.0, _ATTACK_FULL_S / max(elapsed, 1e-9)))
+    return share * elapsed - search.attack_s
 
 
 def _time_share_attack(search: _Search, pool: Pool):
     """PGD inside the worst domains and over the whole box, while the attacks have used less
-    than ``_attack_share`` of the time since BaB started: on an unsat instance every second
-    spent attacking is lost, on a sat one the bounds alone rarely find the point."""
+    than their share of the time since BaB started (``_attack_allowance``): on an unsat
+    instance every second spent attacking is lost, on a sat one the bounds alone rarely find
+    the point."""
     begun = time.monotonic()
-    if search.attack_s > _attack_share(begun - search.started) * (begun - search.started):
+    if _attack_allowance(search) < 0:
         return None
     try:
         return _attack_worst(search, pool) or _explore(search)
@@ -471,8 +475,7 @@ def _explore(search: _Search):
         prop = Property((search.disjunct,), search.graph.input_size, search.spec.coeffs.shape[1])
         search.falsifier = Falsifier(search.graph, prop, search.attack,
                                      search.spec.coeffs.device, search.spec.coeffs.dtype)
-    elapsed = time.monotonic() - search.started
-    budget = max(0.2, _attack_share(elapsed) * elapsed - search.attack_s)
+    budget = max(0.2, _attack_allowance(search))
     candidate = search.falsifier.run(min(search.deadline, time.monotonic() + budget), rounds=1)
     return None if candidate is None else search.check(candidate.x)
 
