@@ -150,8 +150,11 @@ def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
         eye[rows, sel] = 1.0
         eye[rows + n, sel] = -1.0
         coeffs = eye.reshape(1, 2 * n, *shape).expand(batch, 2 * n, *shape)
-        x_coeffs, bias = backward(state, tensor, coeffs)
+        x_coeffs, bias = backward(state, tensor, coeffs, cuts=True)
         value = concretize(x_coeffs, bias, box.lower, box.upper)
+        if state.scalar_cuts and tensor in plan.scalar_cuts:   # for later passes to stop at
+            state.cut_bounds[tensor] = (x_coeffs[:, :1], bias[:, :1], -x_coeffs[:, 1:],
+                                        -bias[:, 1:])
         lows.append(value[:, :n])
         ups.append(-value[:, n:])
         if keep_linear:
@@ -196,13 +199,14 @@ class _Request:
     keep_linear: bool
     deadline: float
     fixed: frozenset[str] | None = None
+    scalar_cuts: bool = False
 
 
 def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict[str, LinearBounds], Tensor]:
     """Intervals of every perturbed tensor, in topological order (algorithms.md 1.4)."""
     g = plan.graph
     consts = prepared_constants(g, box.lower.dtype, box.lower.device)
-    state = BoundState(plan, consts)
+    state = BoundState(plan, consts, scalar_cuts=req.scalar_cuts)
     batch = box.lower.shape[0]
     x = (box.lower.reshape(batch, *g.input_shape), box.upper.reshape(batch, *g.input_shape))
     empty = torch.zeros(batch, dtype=torch.bool, device=box.lower.device)
@@ -268,7 +272,7 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
     if coeffs.dim() == 2:
         coeffs = coeffs.unsqueeze(0).expand(batch, *coeffs.shape)
     req = _Request(method, interm, refresh, keep_linear, deadline,
-                   None if fixed is None else frozenset(fixed))
+                   None if fixed is None else frozenset(fixed), options.scalar_cuts)
     recorded: dict[str, Tensor] | None = {} if record_coeffs else None
     x_coeffs = bias = searched = None
     with torch.no_grad():
@@ -281,7 +285,9 @@ def spec_bounds(graph: Graph, lower: Tensor, upper: Tensor, coeffs: Tensor, *, m
             search = (options.plane_search and bool(plan.terminal_products)
                       and time.monotonic() < deadline)
             reached = {} if search and recorded is None else recorded   # the search reads it
-            x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=reached)
+            x_coeffs, bias = backward(bstate, plan.graph.output_name, full, record=reached,
+                                      cuts=not record_coeffs)   # (the search's record is
+            # of terminal products, which no cut hides)
             best = torch.maximum(best, concretize(x_coeffs, bias, box.lower, box.upper))
             if search:
                 s_coeffs, s_bias = search_planes(bstate, plan.graph.output_name, full, box.lower,

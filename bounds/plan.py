@@ -12,7 +12,10 @@ bound rules of nonlinear nodes and decides, per tensor, how its intermediate bou
   skip the CROWN pass.  The other tight tensors get CROWN with ``C = I``, intersected with IBP;
 * ``relu_only``: tensors read only by ReLU-like ops, for which stable neurons need no CROWN row;
 * ``terminal_products``: small elementwise products with only linear ops after them, whose
-  planes ``bounds/planes.py`` chooses for CROWN bounds.
+  planes ``bounds/planes.py`` chooses for CROWN bounds;
+* ``scalar_cuts``: one-element tensors behind which a backward pass may stop and use the
+  tensor's own linear bounds instead (``bounds.backward``): exact for one element, and a
+  bottleneck many rows pass through (lsnc's control inputs and dynamics terms).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ class Plan:
     relu_only: frozenset[str]
     max_numel: int                    # largest perturbed tensor (row chunking)
     terminal_products: tuple[Node, ...] = ()   # see ``_terminal_products``
+    scalar_cuts: frozenset[str] = frozenset()   # see ``_scalar_cuts``
 
 
 _CACHE: dict[int, Plan] = {}
@@ -63,11 +67,12 @@ def make_plan(graph: Graph) -> Plan:
     needs = {n for node in g.nodes if kinds[node.name] != LINEAR
              for n in node.inputs if n in perturbed}
     tight = _close_tight(g, needs, kinds, perturbed)
+    terminal = _terminal_products(g, kinds, perturbed)
     plan = Plan(g, kinds, rules, frozenset(perturbed), frozenset(needs), frozenset(tight),
                 frozenset(_ibp_exact(g, tight, kinds, perturbed)),
                 frozenset(_relu_only(g, needs)),
                 max(_numel(g.shapes[t]) for t in perturbed),
-                _terminal_products(g, kinds, perturbed))
+                terminal, _scalar_cuts(g, kinds, perturbed, terminal))
     _CACHE[id(graph)] = plan
     weakref.finalize(graph, _CACHE.pop, id(graph), None)
     return plan
@@ -162,6 +167,29 @@ def _terminal_products(g: Graph, kinds: dict, perturbed: set[str]) -> tuple[Node
                 chosen.append(node)
                 total += size
     return tuple(chosen)
+
+
+def _scalar_cuts(g: Graph, kinds: dict, perturbed: set[str],
+                 terminal: tuple[Node, ...]) -> frozenset[str]:
+    """One-element perturbed tensors with a nonlinear node at or behind them (an affine
+    function of the input is cheap to back-substitute anyway) and no terminal product behind
+    them (the plane search must reach those).  A backward pass that meets such a tensor may
+    use its lower linear bound for a positive coefficient and its upper one for a negative
+    coefficient: the pass behind a single element is positively homogeneous in its
+    coefficient, so this is exactly what continuing the pass would give."""
+    terminal_names = {n.name for n in terminal}
+    nonlinear_behind: dict[str, bool] = {g.input_name: False}
+    terminal_behind: dict[str, bool] = {g.input_name: False}
+    for node in g.nodes:
+        pert = [n for n in node.inputs if n in perturbed]
+        nonlinear = kinds[node.name] != LINEAR or any(nonlinear_behind.get(n, False) for n in pert)
+        term = node.name in terminal_names or any(terminal_behind.get(n, False) for n in pert)
+        for name in node.outputs:
+            nonlinear_behind[name], terminal_behind[name] = nonlinear, term
+    return frozenset(name for name in perturbed
+                     if name != g.input_name and name != g.output_name
+                     and _numel(g.shapes[name]) == 1 and nonlinear_behind.get(name, False)
+                     and not terminal_behind.get(name, True))
 
 
 def _relu_only(g: Graph, needs: set[str]) -> set[str]:

@@ -74,7 +74,7 @@ def search_planes(state: BoundState, start: str, coeffs: Tensor, lower: Tensor, 
     full = torch.ones((*chosen.shape[:2], sum(_numel(part, n) for n in nodes)),
                       dtype=choice.dtype, device=choice.device)
     full.scatter_(2, chosen, choice)
-    new_coeffs, new_bias = backward(part, start, sub, _params(nodes, full, part))
+    new_coeffs, new_bias = backward(part, start, sub, _params(nodes, full, part), cuts=True)
     better = concretize(new_coeffs, new_bias, lo, up) > old[boxes][:, rows]      # (b, R')
     x_coeffs, bias = x_coeffs.clone(), bias.clone()
     at = (boxes.unsqueeze(1), rows.unsqueeze(0))
@@ -100,7 +100,8 @@ def _subset(state: BoundState, boxes: Tensor, batch: int) -> BoundState:
                        if k in state.plan.needs_bounds},
                       {k: take(v) for k, v in state.aux.items()},
                       {k: relaxation(v) for k, v in state.relaxations.items()},
-                      state.offsets, state.chunk_s)
+                      state.offsets, state.chunk_s, state.scalar_cuts,
+                      {k: tuple(take(t) for t in v) for k, v in state.cut_bounds.items()})
 
 
 def _affine_model(state: BoundState, start: str, sub: Tensor, nodes: list, chosen: Tensor
@@ -130,7 +131,7 @@ def _affine_model(state: BoundState, start: str, sub: Tensor, nodes: list, chose
         offset += size
     rows = sub.unsqueeze(2).expand(batch, count, 1 + c, *sub.shape[2:])
     x_coeffs, bias = backward(state, start, rows.reshape(batch, count * (1 + c), *sub.shape[2:]),
-                              relaxed=relaxed)
+                              relaxed=relaxed, cuts=True)
     x_coeffs = x_coeffs.reshape(batch, count, 1 + c, -1)
     bias = bias.reshape(batch, count, 1 + c)
     return (x_coeffs[:, :, 0], x_coeffs[:, :, 1:] - x_coeffs[:, :, :1],

@@ -363,7 +363,7 @@ def _bound_rows(search: _Search, domains: Domains, needed: Tensor) -> Domains:
         return domains.with_margins(domains.margins, torch.zeros_like(domains.lower))
     method = search.options.method
     options = replace(search.bound_options, method=method,
-                      alpha_iterations=search.options.alpha_iterations)
+                      alpha_iterations=search.options.alpha_iterations, scalar_cuts=True)
     result = spec_bounds(search.graph, domains.lower, domains.upper, spec.coeffs[rows],
                          method=method, options=options, deadline=search.deadline,
                          thresholds=spec.thresholds[rows].to(domains.lower.dtype),

@@ -31,6 +31,9 @@ class BoundOptions:
     alpha_iterations: int = 20
     alpha_lr: float = 0.1
     plane_search: bool = True   # CROWN: choose the planes of terminal products (bounds/planes.py)
+    scalar_cuts: bool = False   # CROWN passes stop at one-element tensors and use their linear
+    # bounds (bounds/backward.py ``_cut``): faster where many rows pass through them, a little
+    # looser where what lies behind one is shared with other paths; input splitting turns it on
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,134 @@
+"""Scalar cuts (``BoundOptions.scalar_cuts``, ``bounds.backward._cut``).
+
+Checked here: which tensors the plan offers as cuts (one element, something nonlinear behind,
+no terminal product behind); bounds with cuts contain sampled values on narrow, wide,
+degenerate and large boxes, and so do their linear functions; a cut whose past is its own
+gives the same bounds as the full pass; the cuts are really taken (the test fails if the
+backward pass stops using them); and they are off unless asked for.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import bounds.backward as backward_module
+from bounds.engine import spec_bounds
+from bounds.plan import make_plan
+from tests.unit.bounds.test_engine import model, n, outputs, samples
+from verifier.onnx_loader import load_model
+from verifier.options import BoundOptions
+
+_RNG = np.random.default_rng(23)
+
+
+def _w(*shape: int, scale: float = 0.7) -> np.ndarray:
+    return (_RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _controlled_model(shared: bool = True, terminal: bool = False):
+    """A small closed loop like lsnc's: a ReLU controller ``h`` gives the scalar ``u``
+    (and, with ``shared``, a second scalar ``v`` read from the same ``h``); the dynamics
+    ``p = sin(x0) * u`` is one element; ``z = [p, v, x] W`` (6 elements) goes through Tanh
+    to two outputs.  With ``terminal`` the output also adds ``sum(x * z)``, a terminal
+    product, whose one-element sum no cut may hide."""
+    inits = {"W1": _w(3, 5), "b1": _w(5), "Wu": _w(5, 1), "Wv": _w(5, 1),
+             "W4": _w(5 if shared else 4, 6), "Wo": _w(6, 2), "starts": np.array([0], np.int64),
+             "ends": np.array([1], np.int64), "axes": np.array([1], np.int64),
+             "raxes": np.array([-1], np.int64), "Wx": _w(3, 6)}
+    nodes = [n("MatMul", ["x", "W1"], ["a0"]), n("Add", ["a0", "b1"], ["a"]),
+             n("Relu", ["a"], ["h"]), n("MatMul", ["h", "Wu"], ["u"]),
+             n("Slice", ["x", "starts", "ends", "axes"], ["x0"]), n("Sin", ["x0"], ["s"]),
+             n("Mul", ["s", "u"], ["p"])]
+    parts = ["p"]
+    if shared:
+        nodes.append(n("MatMul", ["h", "Wv"], ["v"]))
+        parts.append("v")
+    nodes += [n("Concat", parts + ["x"], ["c"], axis=-1), n("MatMul", ["c", "W4"], ["z"]),
+              n("Tanh", ["z"], ["t"]), n("MatMul", ["t", "Wo"], ["yo"] if terminal else ["y"])]
+    if terminal:
+        nodes += [n("MatMul", ["x", "Wx"], ["xw"]), n("Mul", ["xw", "z"], ["q"]),
+                  n("ReduceSum", ["q", "raxes"], ["qs"], keepdims=1), n("Add", ["yo", "qs"], ["y"])]
+    return load_model(model(nodes, (1, 3), (1, 2), inits))
+
+
+_ROWS = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.5, -1.0]])
+
+
+def _boxes(scale: float, batch: int = 16, seed: int = 3):
+    gen = torch.Generator().manual_seed(seed)
+    centre = torch.randn(batch, 3, generator=gen) * max(1.0, scale / 4)
+    radius = torch.rand(batch, 3, generator=gen) * scale
+    radius[0] = 0.0                                   # a degenerate box
+    return centre - radius, centre + radius
+
+
+def _bounds(graph, lower, upper, cuts: bool):
+    options = BoundOptions(method="crown", scalar_cuts=cuts)
+    return spec_bounds(graph, lower, upper, _ROWS, method="crown", options=options)
+
+
+def test_cuts_are_one_element_tensors_with_something_nonlinear_behind():
+    graph = _controlled_model()
+    cuts = make_plan(graph).scalar_cuts
+    assert {"u", "v", "p", "s"} <= cuts
+    assert "x0" not in cuts                  # an affine function of the input: no gain
+    assert not {"z", "t", "h"} & cuts        # more than one element
+    assert "y" not in cuts
+
+
+def test_no_cut_hides_a_terminal_product():
+    graph = _controlled_model(terminal=True)
+    plan = make_plan(graph)
+    assert [node.name for node in plan.terminal_products]
+    assert "qs" not in plan.scalar_cuts and {"u", "p"} <= plan.scalar_cuts
+
+
+@pytest.mark.parametrize("scale", [0.05, 0.5, 3.0, 400.0])
+@pytest.mark.parametrize("terminal", [False, True])
+def test_bounds_with_cuts_contain_sampled_values(scale, terminal):
+    graph = _controlled_model(terminal=terminal)
+    lower, upper = _boxes(scale)
+    points = samples(lower, upper, per_box=400)
+    y = outputs(graph, points).double() @ _ROWS.double().T                     # (B, K, R)
+    result = _bounds(graph, lower, upper, cuts=True)
+    assert not torch.isnan(result.lower).any()
+    tol = 1e-4 * (1 + y.abs())
+    assert (y >= result.lower.double()[:, None] - tol).all()
+    linear = (torch.einsum("brn,bkn->bkr", result.input_coeffs.double(), points.double())
+              + result.input_offset.double()[:, None])
+    assert (y >= linear - tol).all(), "the linear bound with cuts is above a sampled value"
+    for name, (lo, up) in result.intermediate.items():
+        assert (lo <= up + 1e-5 * (1 + up.abs())).all(), name
+
+
+def test_a_cut_whose_past_is_its_own_is_exact():
+    """Without ``v`` nothing behind ``u`` or ``p`` is reached by another path, and the pass
+    behind one element is positively homogeneous in its coefficient."""
+    graph = _controlled_model(shared=False)
+    lower, upper = _boxes(0.5, batch=32)
+    full = _bounds(graph, lower, upper, cuts=False)
+    cut = _bounds(graph, lower, upper, cuts=True)
+    assert torch.allclose(cut.lower, full.lower, rtol=1e-5, atol=1e-5)
+    for name, (lo, up) in full.intermediate.items():
+        assert torch.allclose(cut.intermediate[name][0], lo, rtol=1e-5, atol=1e-5), name
+        assert torch.allclose(cut.intermediate[name][1], up, rtol=1e-5, atol=1e-5), name
+
+
+def test_cuts_are_taken_only_when_asked_for(monkeypatch):
+    taken = []
+    original = backward_module._cut
+
+    def spy(state, name, *args):
+        out = original(state, name, *args)
+        taken.append((name, out[0][0] is None))
+        return out
+
+    monkeypatch.setattr(backward_module, "_cut", spy)
+    graph = _controlled_model()
+    lower, upper = _boxes(0.5)
+    _bounds(graph, lower, upper, cuts=False)
+    assert taken == []
+    _bounds(graph, lower, upper, cuts=True)
+    # the 12 rows of z meet p and v, whose linear bounds then replace the pass behind them
+    assert {name for name, stopped in taken if stopped} >= {"p", "v"}
