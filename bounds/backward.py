@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from bounds.cuts import stop_early
 from bounds.interval import product_operands
 from bounds.linear import constant_part, linear_adjoint, unbroadcast
 from bounds.plan import LINEAR, MATMUL, UNARY, Plan
@@ -42,7 +43,7 @@ class BoundState:
     # at the plan's scalar cuts (``backward``)
     cut_bounds: dict[str, tuple] = field(default_factory=dict)   # scalar cut -> its input-
     # space linear bounds ``(lower_coeffs (batch, 1, n), lower_bias (batch, 1), upper_coeffs,
-    # upper_bias)``, computed once per call by ``backward``
+    # upper_bias)``, computed once per call (``bounds.cuts``)
 
     def relaxation(self, node: Node):
         rel = self.relaxations.get(node.name)
@@ -181,10 +182,10 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
     tensor -> ``(coeffs (batch, rows, *shape), bias (batch, rows))`` added to the bound once
     that tensor's coefficients are complete (Lagrangian terms of split constraints, beta).
     ``relaxed``: node name -> a relaxation to use as it is (tensors ``(batch[, rows], *shape)``)
-    instead of the default or ``params`` one.  ``cuts``: this pass may stop at the plan's
-    scalar cuts and use their linear bounds (``_cut``) if ``state.scalar_cuts`` is on; only
-    for passes whose relaxations behind the cuts are the defaults (no alpha parameters or
-    split terms there) and that need no ``record`` of nodes behind them."""
+    instead of the default or ``params`` one.  ``cuts``: if ``state.scalar_cuts`` is on, this
+    pass may stop early at the plan's scalar cuts and cut-affine tensors (``bounds.cuts``);
+    only for passes whose relaxations behind the cuts are the defaults (no alpha parameters
+    or split terms there) and that need no ``record`` of nodes behind them."""
     plan = state.plan
     g = plan.graph
     batch, rows = coeffs.shape[:2]
@@ -194,9 +195,8 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
     last = max((i for i, n in enumerate(order) if start in n.outputs), default=-1)
     for node in reversed(order[:last + 1]):
         outs = [pending.pop(o, None) for o in node.outputs]
-        if cuts and state.scalar_cuts and outs[0] is not None and node.outputs[0] in plan.scalar_cuts \
-                and node.outputs[0] != start:
-            outs, bias = _cut(state, node.outputs[0], outs, bias, pending)
+        if cuts and state.scalar_cuts and outs[0] is not None:
+            outs, bias = stop_early(state, node.outputs[0], start, outs, bias, pending)
         if split_terms:
             outs, bias = _add_split_terms(node, outs, bias, split_terms)
         if all(o is None for o in outs):
@@ -226,38 +226,6 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
     if x is None:
         x = coeffs.new_zeros((batch, rows, g.input_size))
     return x.reshape(batch, rows, -1), bias
-
-
-_CUT_ROWS = 2   # a cut's own linear bounds take a pass of 2 rows: worth it for more rows
-# (or once they are known)
-
-
-def _cut(state: BoundState, name: str, outs: list, bias: Tensor,
-         pending: dict[str, Tensor]) -> tuple[list, Tensor]:
-    """Replace the pass behind the one-element tensor ``name`` by its linear bounds (the
-    lower one where the coefficient is positive, the upper one where it is negative), adding
-    the result to the input's coefficients.  Computed on first need, by a backward pass of
-    the two rows ``+-name``."""
-    coeff = outs[0]
-    batch, rows = coeff.shape[:2]
-    known = state.cut_bounds.get(name)
-    if known is None:
-        if rows <= _CUT_ROWS:
-            return outs, bias
-        shape = state.plan.graph.shapes[name]
-        unit = coeff.new_tensor([1.0, -1.0]).reshape(1, 2, *shape).expand(batch, 2, *shape)
-        x, b = backward(state, name, unit, cuts=True)
-        known = (x[:, :1], b[:, :1], -x[:, 1:], -b[:, 1:])
-        state.cut_bounds[name] = known
-    l_x, l_b, u_x, u_b = known
-    c = coeff.reshape(batch, rows, 1)
-    pos, neg = c.clamp(min=0), c.clamp(max=0)
-    x = pos * l_x + neg * u_x
-    bias = bias + _bias(pos, l_b.unsqueeze(2), neg, u_b.unsqueeze(2))
-    g = state.plan.graph
-    x = x.reshape(batch, rows, *g.input_shape)
-    pending[g.input_name] = pending[g.input_name] + x if g.input_name in pending else x
-    return [None] + list(outs[1:]), bias
 
 
 def _add_split_terms(node: Node, outs: list, bias: Tensor, terms: dict[str, Pair]):

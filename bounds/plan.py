@@ -13,19 +13,19 @@ bound rules of nonlinear nodes and decides, per tensor, how its intermediate bou
 * ``relu_only``: tensors read only by ReLU-like ops, for which stable neurons need no CROWN row;
 * ``terminal_products``: small elementwise products with only linear ops after them, whose
   planes ``bounds/planes.py`` chooses for CROWN bounds;
-* ``scalar_cuts``: one-element tensors behind which a backward pass may stop and use the
-  tensor's own linear bounds instead (``bounds.backward``): exact for one element, and a
-  bottleneck many rows pass through (lsnc's control inputs and dynamics terms).
+* ``scalar_cuts`` and ``cut_affine``: one-element tensors at which a backward pass may
+  stop and use their own linear bounds, and small tensors that are constant affine maps of
+  the input and such cuts (``bounds/cuts.py``).
 """
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bounds.linear import DATA_MOVEMENT, PERMUTING, is_linear
 from bounds.ops import RULES, make_rule
 from bounds.relaxation import OpRule
-from bounds.rewrite import prepare
+from bounds.rewrite import SHIFT_BY_MAX, prepare
 from verifier.errors import UnsupportedOpError
 from verifier.graph import Graph, Node
 
@@ -48,6 +48,9 @@ class Plan:
     max_numel: int                    # largest perturbed tensor (row chunking)
     terminal_products: tuple[Node, ...] = ()   # see ``_terminal_products``
     scalar_cuts: frozenset[str] = frozenset()   # see ``_scalar_cuts``
+    cut_affine: frozenset[str] = frozenset()    # see ``_cut_affine``
+    jacobians: dict = field(default_factory=dict, compare=False, repr=False)   # cut-affine
+    # tensor's constant Jacobians (``bounds.cuts``), filled on first use
 
 
 _CACHE: dict[int, Plan] = {}
@@ -68,11 +71,12 @@ def make_plan(graph: Graph) -> Plan:
              for n in node.inputs if n in perturbed}
     tight = _close_tight(g, needs, kinds, perturbed)
     terminal = _terminal_products(g, kinds, perturbed)
+    cuts = _scalar_cuts(g, kinds, perturbed, terminal)
     plan = Plan(g, kinds, rules, frozenset(perturbed), frozenset(needs), frozenset(tight),
                 frozenset(_ibp_exact(g, tight, kinds, perturbed)),
                 frozenset(_relu_only(g, needs)),
                 max(_numel(g.shapes[t]) for t in perturbed),
-                terminal, _scalar_cuts(g, kinds, perturbed, terminal))
+                terminal, cuts, _cut_affine(g, kinds, perturbed, cuts))
     _CACHE[id(graph)] = plan
     weakref.finalize(graph, _CACHE.pop, id(graph), None)
     return plan
@@ -190,6 +194,24 @@ def _scalar_cuts(g: Graph, kinds: dict, perturbed: set[str],
                      if name != g.input_name and name != g.output_name
                      and _numel(g.shapes[name]) == 1 and nonlinear_behind.get(name, False)
                      and not terminal_behind.get(name, True))
+
+
+_CUT_AFFINE_ELEMENTS = 64   # largest cut-affine tensor (its Jacobian is found by a pass of
+# the identity: size x size coefficients)
+
+
+def _cut_affine(g: Graph, kinds: dict, perturbed: set[str], cuts: frozenset[str]) -> frozenset[str]:
+    """Tensors of at most ``_CUT_AFFINE_ELEMENTS`` elements made by linear ops from the
+    input, scalar cuts and other such tensors only (not through an engine-internal
+    ShiftByMax, whose adjoint depends on the domain)."""
+    affine: set[str] = set()
+    for node in g.nodes:
+        if kinds[node.name] != LINEAR or node.op_type == SHIFT_BY_MAX:
+            continue
+        pert = [p for p in node.inputs if p in perturbed]
+        if pert and all(p == g.input_name or p in cuts or p in affine for p in pert):
+            affine.update(o for o in node.outputs if _numel(g.shapes[o]) <= _CUT_AFFINE_ELEMENTS)
+    return frozenset(affine)
 
 
 def _relu_only(g: Graph, needs: set[str]) -> set[str]:

@@ -1,10 +1,11 @@
 """Scalar cuts (``BoundOptions.scalar_cuts``, ``bounds.backward._cut``).
 
 Checked here: which tensors the plan offers as cuts (one element, something nonlinear behind,
-no terminal product behind); bounds with cuts contain sampled values on narrow, wide,
-degenerate and large boxes, and so do their linear functions; a cut whose past is its own
-gives the same bounds as the full pass; the cuts are really taken (the test fails if the
-backward pass stops using them); and they are off unless asked for.
+no terminal product behind) and as cut-affine tensors, whose Jacobian must reproduce them;
+bounds with cuts contain sampled values on narrow, wide, degenerate and large boxes, and so
+do their linear functions; a cut whose past is its own gives the same bounds as the full
+pass; the cuts are really taken (the test fails if the backward pass stops using them); and
+they are off unless asked for.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-import bounds.backward as backward_module
 from bounds.engine import spec_bounds
 from bounds.plan import make_plan
 from tests.unit.bounds.test_engine import model, n, outputs, samples
@@ -115,20 +115,41 @@ def test_a_cut_whose_past_is_its_own_is_exact():
         assert torch.allclose(cut.intermediate[name][1], up, rtol=1e-5, atol=1e-5), name
 
 
+def test_cut_affine_jacobian_reproduces_the_tensor():
+    """``z = [p, v, x] W`` is an affine map of the input and the cuts p, v: its Jacobian
+    must give z exactly from sampled values of x, p and v."""
+    from bounds.backward import BoundState
+    from bounds.cuts import _jacobian
+    from verifier.forward import evaluate, prepared_constants
+
+    graph = _controlled_model()
+    plan = make_plan(graph)
+    assert {"z", "c"} <= plan.cut_affine and not {"t", "h", "y"} & plan.cut_affine
+    state = BoundState(plan, prepared_constants(plan.graph, torch.float64, torch.device("cpu")))
+    on_input, cuts, on_cuts, offset = _jacobian(state, "z", torch.zeros(1, dtype=torch.float64))
+    assert set(cuts) == {"p", "v"}
+    x = torch.randn(50, 3, dtype=torch.float64) * 3
+    values = evaluate(plan.graph, x, keep=True)
+    at_cuts = torch.cat([values[k].reshape(50, 1) for k in cuts], dim=1)
+    z = x @ on_input.T + at_cuts @ on_cuts.T + offset
+    assert torch.allclose(z, values["z"].reshape(50, -1), atol=1e-10)
+
+
 def test_cuts_are_taken_only_when_asked_for(monkeypatch):
+    import bounds.cuts as cuts_module
+
     taken = []
-    original = backward_module._cut
+    original = cuts_module._substitute
 
-    def spy(state, name, *args):
-        out = original(state, name, *args)
-        taken.append((name, out[0][0] is None))
-        return out
+    def spy(state, names, *args):
+        taken.extend(names)
+        return original(state, names, *args)
 
-    monkeypatch.setattr(backward_module, "_cut", spy)
+    monkeypatch.setattr(cuts_module, "_substitute", spy)
     graph = _controlled_model()
     lower, upper = _boxes(0.5)
     _bounds(graph, lower, upper, cuts=False)
     assert taken == []
     _bounds(graph, lower, upper, cuts=True)
     # the 12 rows of z meet p and v, whose linear bounds then replace the pass behind them
-    assert {name for name, stopped in taken if stopped} >= {"p", "v"}
+    assert {"p", "v"} <= set(taken)
