@@ -179,8 +179,8 @@ def _scalar_cuts(g: Graph, kinds: dict, perturbed: set[str],
     function of the input is cheap to back-substitute anyway) and no terminal product behind
     them (the plane search must reach those).  A backward pass that meets such a tensor may
     use its lower linear bound for a positive coefficient and its upper one for a negative
-    coefficient: the pass behind a single element is positively homogeneous in its
-    coefficient, so this is exactly what continuing the pass would give."""
+    coefficient (``bounds/cuts.py``: exact unless what lies behind it is shared with
+    another path)."""
     terminal_names = {n.name for n in terminal}
     nonlinear_behind: dict[str, bool] = {g.input_name: False}
     terminal_behind: dict[str, bool] = {g.input_name: False}
