@@ -98,22 +98,40 @@ def _bias(pos: Tensor, lo_bias: Tensor, neg: Tensor, up_bias: Tensor) -> Tensor:
     return term.sum(dim=dims) if dims else term
 
 
+def _picked_bias(coeffs: Tensor, positive: Tensor, lo_bias: Tensor, up_bias: Tensor) -> Tensor:
+    """``_bias`` of the clamped parts of ``coeffs`` (``positive``: ``coeffs >= 0``) in fewer
+    passes over the (batch, rows, ...) tensors: each coefficient picks its line's bias."""
+    picked = torch.where(positive, lo_bias, up_bias)
+    if not (bool(torch.isfinite(lo_bias).all()) and bool(torch.isfinite(up_bias).all())):
+        picked = torch.where(coeffs == 0, 0.0, picked)     # 0 * inf = 0
+    if coeffs.dim() == 2:
+        return coeffs * picked
+    return torch.einsum("brn,brn->br", coeffs.flatten(2), picked.flatten(2))
+
+
 def _unary_step(coeffs: Tensor, rel) -> tuple[Tensor, Tensor]:
-    pos, neg = coeffs.clamp(min=0), coeffs.clamp(max=0)
-    new = pos * _per_row(rel.lower_slope, coeffs) + neg * _per_row(rel.upper_slope, coeffs)
-    return new, _bias(pos, _per_row(rel.lower_bias, coeffs), neg, _per_row(rel.upper_bias, coeffs))
+    positive = coeffs >= 0
+    slope = torch.where(positive, _per_row(rel.lower_slope, coeffs),
+                        _per_row(rel.upper_slope, coeffs))
+    return coeffs * slope, _picked_bias(coeffs, positive, _per_row(rel.lower_bias, coeffs),
+                                        _per_row(rel.upper_bias, coeffs))
 
 
 def _product_step(plan: Plan, node: Node, coeffs: Tensor, rel) -> tuple[dict[str, Tensor], Tensor]:
     shapes = plan.graph.shapes
     x, y = node.inputs
-    pos, neg = coeffs.clamp(min=0), coeffs.clamp(max=0)
     if plan.kinds[node.name] == MATMUL:
-        cx, cy, bias = _matmul_planes(pos, neg, rel)
+        cx, cy, bias = _matmul_planes(coeffs.clamp(min=0), coeffs.clamp(max=0), rel)
     else:
-        cx = pos * _per_row(rel.lower_x, pos) + neg * _per_row(rel.upper_x, pos)
-        cy = pos * _per_row(rel.lower_y, pos) + neg * _per_row(rel.upper_y, pos)
-        bias = _bias(pos, _per_row(rel.lower_bias, pos), neg, _per_row(rel.upper_bias, pos))
+        positive = coeffs >= 0
+
+        def plane(lower: Tensor, upper: Tensor) -> Tensor:
+            return torch.where(positive, _per_row(lower, coeffs), _per_row(upper, coeffs))
+
+        cx = coeffs * plane(rel.lower_x, rel.upper_x)
+        cy = coeffs * plane(rel.lower_y, rel.upper_y)
+        bias = _picked_bias(coeffs, positive, _per_row(rel.lower_bias, coeffs),
+                            _per_row(rel.upper_bias, coeffs))
     result = {x: unbroadcast(cx, shapes[x])}
     part = unbroadcast(cy, shapes[y])
     result[y] = result[y] + part if y in result else part
