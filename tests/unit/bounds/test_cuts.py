@@ -15,7 +15,8 @@ import torch
 
 from bounds.engine import spec_bounds
 from bounds.plan import make_plan
-from tests.unit.bounds.test_engine import model, n, outputs, samples
+from tests.unit.bounds.test_engine import (assert_linear_bound_holds, model, n, outputs,
+                                           random_boxes, samples)
 from verifier.onnx_loader import load_model
 from verifier.options import BoundOptions
 
@@ -55,12 +56,8 @@ def _controlled_model(shared: bool = True, terminal: bool = False):
 _ROWS = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.5, -1.0]])
 
 
-def _boxes(scale: float, batch: int = 16, seed: int = 3):
-    gen = torch.Generator().manual_seed(seed)
-    centre = torch.randn(batch, 3, generator=gen) * max(1.0, scale / 4)
-    radius = torch.rand(batch, 3, generator=gen) * scale
-    radius[0] = 0.0                                   # a degenerate box
-    return centre - radius, centre + radius
+def _boxes(scale: float, batch: int = 16):
+    return random_boxes(scale, batch, seed=3)
 
 
 def _bounds(graph, lower, upper, cuts: bool):
@@ -92,12 +89,8 @@ def test_bounds_with_cuts_contain_sampled_values(scale, terminal):
     points = samples(lower, upper, per_box=400)
     y = outputs(graph, points).double() @ _ROWS.double().T                     # (B, K, R)
     result = _bounds(graph, lower, upper, cuts=True)
-    assert not torch.isnan(result.lower).any()
-    tol = 1e-4 * (1 + y.abs())
-    assert (y >= result.lower.double()[:, None] - tol).all()
-    linear = (torch.einsum("brn,bkn->bkr", result.input_coeffs.double(), points.double())
-              + result.input_offset.double()[:, None])
-    assert (y >= linear - tol).all(), "the linear bound with cuts is above a sampled value"
+    assert_linear_bound_holds(points, y, result.lower, result.input_coeffs, result.input_offset,
+                              "scalar cuts")
     for name, (lo, up) in result.intermediate.items():
         assert (lo <= up + 1e-5 * (1 + up.abs())).all(), name
 

@@ -134,6 +134,28 @@ def outputs(graph, points: torch.Tensor) -> torch.Tensor:
     return evaluate(graph, points.reshape(batch * k, size)).reshape(batch, k, -1)
 
 
+def random_boxes(scale: float, batch: int = 16, seed: int = 5, size: int = 3):
+    """``batch`` boxes of radius up to ``scale`` around random centres (spread with the
+    scale); the first is degenerate (lower = upper)."""
+    gen = torch.Generator().manual_seed(seed)
+    centre = torch.randn(batch, size, generator=gen) * max(1.0, scale / 4)
+    radius = torch.rand(batch, size, generator=gen) * scale
+    radius[0] = 0.0
+    return centre - radius, centre + radius
+
+
+def assert_linear_bound_holds(points, y, lower, coeffs, offset, what: str) -> None:
+    """The lower bounds ``lower`` (B, R) and the linear bounds ``coeffs . x + offset``
+    ((B, R, n), (B, R)) lie below the sampled row values ``y`` (B, K, R) at ``points``
+    (B, K, n)."""
+    assert not torch.isnan(lower).any(), what
+    tol = 1e-4 * (1 + y.abs())
+    assert (y >= lower.double()[:, None] - tol).all(), f"{what}: lower bound above a sample"
+    linear = (torch.einsum("brn,bkn->bkr", coeffs.double(), points.double())
+              + offset.double()[:, None])
+    assert (y >= linear - tol).all(), f"{what}: linear bound above a sampled value"
+
+
 def assert_contains(lower, upper, y, what: str) -> None:
     tol = 1e-4 * (1 + y.abs())
     assert not torch.isnan(lower).any() and not torch.isnan(upper).any(), what

@@ -13,7 +13,8 @@ import torch
 
 from bounds.engine import spec_bounds
 from bounds.plan import make_plan
-from tests.unit.bounds.test_engine import model, n, outputs, samples
+from tests.unit.bounds.test_engine import (assert_linear_bound_holds, model, n, outputs,
+                                           random_boxes, samples)
 from verifier.onnx_loader import load_model
 from verifier.options import BoundOptions
 
@@ -52,12 +53,8 @@ def _product_model(tail: str = "linear", width: int = 4):
     return load_model(model(nodes, (1, 3), (1, 2), inits))
 
 
-def _boxes(scale: float, batch: int = 16, seed: int = 5):
-    gen = torch.Generator().manual_seed(seed)
-    centre = torch.randn(batch, 3, generator=gen) * max(1.0, scale / 4)
-    radius = torch.rand(batch, 3, generator=gen) * scale
-    radius[0] = 0.0                                   # a degenerate box
-    return centre - radius, centre + radius
+def _boxes(scale: float, batch: int = 16):
+    return random_boxes(scale, batch, seed=5)
 
 
 _ROWS = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.5, -1.0], [0.0, 1.0]])
@@ -85,12 +82,7 @@ def test_searched_bounds_contain_sampled_values(scale):
     points = samples(lower, upper, per_box=400)
     y = outputs(graph, points).double() @ _ROWS.double().T                     # (B, K, R)
     result = _bounds(graph, lower, upper, search=True)
-    assert not torch.isnan(result.lower).any()
-    tol = 1e-4 * (1 + y.abs())
-    assert (y >= result.lower.double()[:, None] - tol).all()
-    coeffs, offset = result.searched
-    linear = torch.einsum("brn,bkn->bkr", coeffs.double(), points.double()) + offset.double()[:, None]
-    assert (y >= linear - tol).all(), "the searched linear bound is above a sampled value"
+    assert_linear_bound_holds(points, y, result.lower, *result.searched, "plane search")
 
 
 def test_search_is_never_looser_and_usually_tighter():
