@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from bounds.plan import LINEAR
+
 _CUT_ROWS = 2   # a cut's own linear bounds take a pass of 2 rows: worth it for more rows
 # (or once they are known)
 
@@ -64,10 +66,15 @@ def cut_bounds(state, name: str, like: Tensor) -> tuple[Tensor, Tensor, Tensor, 
         shape = state.plan.graph.shapes[name]
         batch = like.shape[0]
         unit = like.new_tensor([1.0, -1.0]).reshape(1, 2, *shape).expand(batch, 2, *shape)
-        x, b = backward(state, name, unit, cuts=True)
-        known = (x[:, :1], b[:, :1], -x[:, 1:], -b[:, 1:])
+        known = as_cut_bounds(*backward(state, name, unit, cuts=True))
         state.cut_bounds[name] = known
     return known
+
+
+def as_cut_bounds(x: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A scalar's linear bounds in ``cut_bounds`` form from the pass of its rows ``+-s``
+    (``x`` (B, 2, n), ``b`` (B, 2))."""
+    return x[:, :1], b[:, :1], -x[:, 1:], -b[:, 1:]
 
 
 def _substitute(state, names: list[str], weights: Tensor, bias: Tensor,
@@ -137,7 +144,7 @@ def _jacobian(state, name: str, like: Tensor) -> tuple[Tensor, tuple[str, ...], 
         if node.outputs[0] != name and node.outputs[0] in plan.scalar_cuts:
             leaves[node.outputs[0]] = outs[0].reshape(size)
             continue
-        if plan.kinds[node.name] != "linear":
+        if plan.kinds[node.name] != LINEAR:
             raise AssertionError(f"{name} is not cut-affine: {node.name} is nonlinear")
         pushed, extra = _linear_step(state, node, outs)
         if extra is not None:

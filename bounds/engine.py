@@ -26,6 +26,7 @@ from bounds.alpha import optimise
 from bounds.backward import BoundState, backward, concretize
 from bounds.beta import BetaSetup, beta_terms, init_betas
 from bounds.box import Box, input_box
+from bounds.cuts import as_cut_bounds
 from bounds.interval import intersect, node_interval
 from bounds.linear import shift_index
 from bounds.plan import Plan, make_plan
@@ -153,8 +154,7 @@ def _crown_rows(state: BoundState, tensor: str, ibp: Pair, box: Box,
         x_coeffs, bias = backward(state, tensor, coeffs, cuts=True)
         value = concretize(x_coeffs, bias, box.lower, box.upper)
         if state.scalar_cuts and tensor in plan.scalar_cuts:   # for later passes to stop at
-            state.cut_bounds[tensor] = (x_coeffs[:, :1], bias[:, :1], -x_coeffs[:, 1:],
-                                        -bias[:, 1:])
+            state.cut_bounds[tensor] = as_cut_bounds(x_coeffs, bias)
         lows.append(value[:, :n])
         ups.append(-value[:, n:])
         if keep_linear:
