@@ -4,7 +4,9 @@ What later stages see (the normalised IR; ``verifier.forward.FORWARD`` evaluates
 
 * Only nodes that depend on the network input, in topological order; everything computable
   from constants and static shapes (``Shape``, ``ConstantOfShape``, ``Equal``/``Where``/``Expand``
-  chains, ...) is folded into ``Graph.constants``.  ``Graph.shapes`` holds every tensor's static
+  chains, ...) is folded into ``Graph.constants``: by our own forward where it has the op, and
+  by the ``onnx`` reference evaluator for any other standard op (``verifier.onnx_fold``), so
+  shape arithmetic never needs a new op.  ``Graph.shapes`` holds every tensor's static
   ONNX shape (symbolic batch dimensions resolved to 1).
 * ``Identity``, ``Dropout`` and float-to-float ``Cast`` are removed (their output aliases the input).
 * ``Flatten``, ``Squeeze``, ``Unsqueeze`` and ``Reshape`` become ``Reshape(shape=<static target>)``.
@@ -36,6 +38,7 @@ from onnx import helper, numpy_helper
 from verifier.errors import ModelError, UnsupportedOpError
 from verifier.forward import FORWARD
 from verifier.graph import Graph, Node
+from verifier.onnx_fold import fold_node
 from verifier.onnx_normalise import NORMALISERS
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
@@ -149,17 +152,6 @@ def _check_finite(proto: onnx.ModelProto, constants: dict[str, torch.Tensor],
                                 f"{' ...' if len(bad) > 10 else ''}; the model is unusable as is")
 
 
-def _check_ops(proto: onnx.ModelProto, where: str | None) -> None:
-    unsupported: dict[str, list[str]] = {}
-    for i, node in enumerate(proto.graph.node):
-        domain_ok = node.domain in ("", "ai.onnx")
-        if not domain_ok or node.op_type not in SUPPORTED_ONNX_OPS:
-            label = node.op_type if domain_ok else f"{node.domain}.{node.op_type}"
-            unsupported.setdefault(label, []).append(node.name or f"#{i}")
-    if unsupported:
-        raise UnsupportedOpError(where, unsupported, sorted(SUPPORTED_ONNX_OPS))
-
-
 def _topological_order(proto: onnx.ModelProto, available: set[str],
                        where: str | None) -> list[onnx.NodeProto]:
     """Nodes in an order where every input is computed first (stable w.r.t. file order)."""
@@ -231,6 +223,10 @@ class _Builder:
         self.probe = {input_name: torch.zeros((1, *input_shape), dtype=input_dtype)}
         self.taken = set(taken_names)
         self.counter = 0
+        # ONNX op label -> node names we cannot load; their outputs (and everything computed
+        # from them) are "poisoned", so that every unsupported op is reported at once
+        self.unsupported: dict[str, list[str]] = {}
+        self.poisoned: set[str] = set()
 
     # names, values and shapes
     def resolve(self, name: str) -> str:
@@ -356,7 +352,6 @@ def load_model(model: str | Path | onnx.ModelProto) -> Graph:
                                 f"{len(g.output)}: {[o.name for o in g.output]}")
     input_name = inputs[0].name
     input_shape = _input_shape(inputs[0], where)
-    _check_ops(proto, where)
     _check_finite(proto, initializers, where)
     ordered = _topological_order(proto, set(initializers) | {input_name}, where)
     taken = {node.name for node in g.node if node.name}
@@ -366,6 +361,8 @@ def load_model(model: str | Path | onnx.ModelProto) -> Graph:
                        input_dtype)
     for node in ordered:
         _visit(builder, node)
+    if builder.unsupported:
+        raise UnsupportedOpError(where, builder.unsupported, sorted(SUPPORTED_ONNX_OPS))
     output = g.output[0].name
     declared = _declared_shape(g.output[0])
     computed = builder.shapes.get(builder.resolve(output), ())
@@ -377,18 +374,37 @@ def load_model(model: str | Path | onnx.ModelProto) -> Graph:
 
 
 def _visit(b: _Builder, node: onnx.NodeProto) -> None:
+    """Normalise one ONNX node.  A node of an op type with no normaliser is folded when all
+    its inputs are constants (``verifier.onnx_fold``) and recorded as unsupported otherwise."""
     name = node.name or b.unique_name(node.op_type)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     src = _Src(name, node.op_type, tuple(b.resolve(n) if n else "" for n in node.input),
                tuple(node.output), attrs)
+    standard = node.domain in ("", "ai.onnx")
+    label = node.op_type if standard else f"{node.domain}.{node.op_type}"
+    if any(n in b.poisoned for n in src.inputs):
+        if not standard or node.op_type not in NORMALISERS:
+            b.unsupported.setdefault(label, []).append(name)
+        b.poisoned.update(src.outputs)
+        return
     for n in src.inputs:
         if n and n not in b.shapes:
             raise b.error(src, f"reads tensor {n!r}, which no earlier node computes")
+    constant = all(n in b.constants for n in src.inputs if n)
     try:
-        if node.op_type == "Constant":
+        if standard and node.op_type == "Constant":
             _norm_constant(b, src, node)
-        else:
+        elif standard and node.op_type in NORMALISERS:
             NORMALISERS[node.op_type](b, src)
+        elif standard and constant:
+            values = fold_node(node, [b.constants[n] if n else None for n in src.inputs],
+                               b.opset, b.where, name)
+            for out, value in zip(src.outputs, values):
+                if out:
+                    b.set_constant(out, value)
+        else:
+            b.unsupported.setdefault(label, []).append(name)
+            b.poisoned.update(src.outputs)
     except ModelError:
         raise
     except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as err:
