@@ -21,6 +21,9 @@ Conventions shared by every rule
   a sound relaxation: ``relax`` projects them onto the feasible set of the current
   ``(lower, upper)`` itself.  ``project_params`` exposes that projection so an optimiser can
   keep its iterate feasible (its gradients are then not wasted on clamped coordinates).
+* **Kinks.**  ``kinks`` lists the points where ``f`` is not differentiable (attribute
+  values bound in); a neuron is worth splitting there, and only while a kink lies strictly
+  inside its interval if ``f`` is linear between kinks (``piecewise_linear``).
 * **Attributes.**  Ops with ONNX attributes (LeakyRelu ``alpha``, Pow ``exponent``, Clip
   ``min``/``max``, HardSigmoid ``alpha``/``beta``) are registered with the ONNX defaults;
   ``rule.bind(node.attrs)`` returns the rule for other values (see ``bounds.ops.make_rule``).
@@ -80,6 +83,11 @@ class OpRule:
     num_inputs: int = 1
     branch_table: str | None = None                         # table name in lut/; None = midpoint
     input_range: tuple[float, float] = (float("-inf"), float("inf"))  # where f is defined
+    # Points where f is not differentiable (kinks of piecewise-linear ops, jumps of step
+    # functions).  Branch-and-bound splits a neuron at a kink strictly inside its interval,
+    # where the two children's relaxations become exact or much tighter (a ReLU at 0).
+    kinks: tuple[float, ...] = ()
+    piecewise_linear: bool = False   # linear between the kinks: exact once no kink is inside
     attrs: Mapping[str, Any] = field(default_factory=dict)  # the attribute values this rule uses
     binder: Callable[[Mapping[str, Any]], "OpRule"] | None = None
 

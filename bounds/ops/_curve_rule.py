@@ -66,8 +66,10 @@ def tangent_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor
                  domain: Domain = whole_line, lower_tangent_range: Range | None = None,
                  slopes: Slopes = default_slopes, input_range: tuple[float, float] | None = None,
                  attrs: Mapping[str, Any] | None = None,
-                 binder: Callable[[Mapping[str, Any]], OpRule] | None = None) -> OpRule:
-    """An ``OpRule`` for a smooth function with tangent-point parameters (see module doc)."""
+                 binder: Callable[[Mapping[str, Any]], OpRule] | None = None,
+                 kinks: tuple[float, ...] = ()) -> OpRule:
+    """An ``OpRule`` for a smooth function with tangent-point parameters (see module doc);
+    ``kinks``: points where it is not differentiable after all (ELU's 0 for alpha != 1)."""
 
     def project(lower: Tensor, upper: Tensor, params: Tensor) -> Tensor:
         lower, upper, _ = _safe(lower, upper, domain)
@@ -95,14 +97,16 @@ def tangent_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor
     return OpRule(op_type=op_type, evaluate=evaluate, interval=_interval(curve, domain),
                   relax=relax, init_params=init_params, project_params=project, num_params=2,
                   input_range=input_range or (float("-inf"), float("inf")),
-                  attrs=dict(attrs or {}), binder=binder)
+                  attrs=dict(attrs or {}), binder=binder, kinks=tuple(kinks))
 
 
 def slope_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor], *,
                param_sides: tuple[str, ...], slope_range: Range,
                slopes: Slopes = default_slopes, attrs: Mapping[str, Any] | None = None,
-               binder: Callable[[Mapping[str, Any]], OpRule] | None = None) -> OpRule:
-    """An ``OpRule`` for a piecewise-linear function with slope parameters (see module doc).
+               binder: Callable[[Mapping[str, Any]], OpRule] | None = None,
+               kinks: tuple[float, ...] = ()) -> OpRule:
+    """An ``OpRule`` for a piecewise-linear function with slope parameters (see module doc),
+    linear between ``kinks``.
     ``param_sides`` is a sub-tuple of ``("lower", "upper")``; ``params[i]`` is the slope of the
     line on side ``param_sides[i]``; the other side keeps its default slope."""
 
@@ -128,4 +132,5 @@ def slope_rule(op_type: str, curve: Curve, evaluate: Callable[[Tensor], Tensor],
 
     return OpRule(op_type=op_type, evaluate=evaluate, interval=_interval(curve, whole_line),
                   relax=relax, init_params=init_params, project_params=project,
-                  num_params=len(param_sides), attrs=dict(attrs or {}), binder=binder)
+                  num_params=len(param_sides), attrs=dict(attrs or {}), binder=binder,
+                  kinks=tuple(kinks), piecewise_linear=True)

@@ -28,4 +28,4 @@ def _slopes(curve: Curve, lower: Tensor, upper: Tensor, eps: float) -> tuple[Ten
 
 
 ABS = slope_rule("Abs", ABS_CURVE, torch.abs, param_sides=("lower",),
-                 slope_range=_slope_range, slopes=_slopes)
+                 slope_range=_slope_range, slopes=_slopes, kinks=(0.0,))

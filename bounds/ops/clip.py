@@ -41,7 +41,8 @@ def make_clip(attrs: Mapping[str, Any]) -> OpRule:
     curve = Curve(value=evaluate, slope=slope, stationary=kinks)
     return slope_rule("Clip", curve, evaluate, param_sides=("lower", "upper"),
                       slope_range=_slope_range, attrs={"min": low, "max": high},
-                      binder=make_clip)
+                      binder=make_clip,
+                      kinks=tuple(k for k in (low, high) if math.isfinite(k)))
 
 
 CLIP = make_clip({})

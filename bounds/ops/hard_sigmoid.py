@@ -41,7 +41,7 @@ def make_hard_sigmoid(attrs: Mapping[str, Any]) -> OpRule:
     curve = Curve(value=evaluate, slope=slope, stationary=kinks)
     return slope_rule("HardSigmoid", curve, evaluate, param_sides=("lower", "upper"),
                       slope_range=slope_range, attrs={"alpha": alpha, "beta": beta},
-                      binder=make_hard_sigmoid)
+                      binder=make_hard_sigmoid, kinks=tuple(kink_points))
 
 
 HARD_SIGMOID = make_hard_sigmoid({})

@@ -166,7 +166,8 @@ def make_kink_rule(op_type: str, alpha: float, binder=None) -> OpRule:
 
     return OpRule(op_type=op_type, evaluate=evaluate, interval=interval, relax=relax,
                   init_params=init_params, project_params=project, num_params=1,
-                  attrs={"alpha": alpha} if binder is not None else {}, binder=binder)
+                  attrs={"alpha": alpha} if binder is not None else {}, binder=binder,
+                  kinks=(0.0,), piecewise_linear=True)
 
 
 def make_leaky_relu(attrs: Mapping[str, Any]) -> OpRule:

@@ -53,4 +53,5 @@ def sign_relax(lower: Tensor, upper: Tensor, params: Tensor | None = None) -> Li
     return sound_lines(SIGN_CURVE, lower, upper, a_lo, a_up)
 
 
-SIGN = OpRule(op_type="Sign", evaluate=torch.sign, interval=sign_interval, relax=sign_relax)
+SIGN = OpRule(op_type="Sign", evaluate=torch.sign, interval=sign_interval, relax=sign_relax,
+              kinks=(0.0,), piecewise_linear=True)
