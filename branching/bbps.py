@@ -38,12 +38,20 @@ MIN_GAP = 0.01      # general neurons narrower than this are not split (algorith
 @dataclass(frozen=True)
 class SplitNode:
     """A split tensor (plan graph name), its nonlinear consumers, whether it splits at 0
-    (a ReLU-like consumer) and its branching-point table key (None: midpoint or 0)."""
+    (a ReLU-like consumer) and its branching-point table key (None: midpoint or 0).
+
+    ``kinks``: the points where some unary consumer is not differentiable (``OpRule.kinks``:
+    Clip's min and max, HardSwish's -3 and 3, Shrink's jumps); a neuron whose interval holds
+    one is split there, where both children's relaxations become exact or much tighter.
+    ``piecewise``: every consumer is piecewise linear, so a neuron with no kink inside its
+    interval is already exact and is not a candidate (as a stable ReLU)."""
 
     tensor: str
     consumers: tuple[Node, ...]
     at_zero: bool
     key: str | None
+    kinks: tuple[float, ...] = ()
+    piecewise: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,27 @@ def split_nodes(plan: Plan) -> list[SplitNode]:
         users = tuple(n for n in consumers.get(name, []) if n.name in plan.rules)
         at_zero = any(n.op_type in RELU_LIKE for n in users)
         key = None if at_zero else _table_key(plan, name, users)
-        result.append(SplitNode(name, users, at_zero, key))
+        unary = [plan.rules[n.name] for n in users if plan.kinds[n.name] == UNARY]
+        kinks = tuple(sorted({k for rule in unary for k in rule.kinks}))
+        piecewise = bool(unary) and len(unary) == len(users) and all(
+            rule.piecewise_linear for rule in unary)
+        result.append(SplitNode(name, users, at_zero, key, kinks, piecewise and bool(kinks)))
     return result
+
+
+def kink_inside(node: SplitNode, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+    """Per neuron (same shape as ``lower``): whether one of ``node.kinks`` lies strictly
+    inside ``(lower, upper)``, and the one nearest the midpoint (0 where there is none)."""
+    if not node.kinks:
+        return torch.zeros_like(lower, dtype=torch.bool), torch.zeros_like(lower)
+    kinks = torch.tensor(node.kinks, dtype=lower.dtype, device=lower.device)
+    lo, up = lower.unsqueeze(-1), upper.unsqueeze(-1)
+    inside = (lo < kinks) & (kinks < up)
+    distance = torch.where(inside, (kinks - (lo + up) / 2).abs(), math.inf)
+    nearest = distance.argmin(dim=-1, keepdim=True)
+    point = kinks.expand_as(distance).gather(-1, nearest).squeeze(-1)
+    has = inside.any(dim=-1)
+    return has, torch.where(has, point, torch.zeros_like(point))
 
 
 def _table_key(plan: Plan, name: str, users: tuple[Node, ...]) -> str | None:
@@ -89,10 +116,14 @@ def _table_key(plan: Plan, name: str, users: tuple[Node, ...]) -> str | None:
 
 
 def candidates(node: SplitNode, lower: Tensor, upper: Tensor) -> Tensor:
-    """(B, n) which neurons may be split: ReLU-fed ones when unstable, others when wide."""
+    """(B, n) which neurons may be split: ReLU-fed ones when unstable, piecewise-linear ones
+    when a kink is inside, others when wide (or when a kink is inside)."""
     if node.at_zero:
         return (lower < 0) & (upper > 0)
-    return (upper - lower) >= MIN_GAP
+    has_kink, _ = kink_inside(node, lower, upper)
+    if node.piecewise:
+        return has_kink
+    return has_kink | ((upper - lower) >= MIN_GAP)
 
 
 def shortcuts(plan: Plan, linear: dict, nodes: list[SplitNode]) -> dict[str, Shortcut]:

@@ -47,7 +47,8 @@ from bounds.engine import SplitConstraints, spec_bounds, tighten_intermediate
 from bounds.plan import Plan, make_plan
 from branching.bab import BabOutcome, BabStatus, Check, Spec, _record, limit_reached
 from branching import memory
-from branching.bbps import ScoreInput, Shortcut, SplitNode, choose_neurons, shortcuts, split_nodes
+from branching.bbps import (ScoreInput, Shortcut, SplitNode, choose_neurons, kink_inside,
+                            shortcuts, split_nodes)
 from branching.domain import Domains, Pool
 from branching.split import SplitDecision, split_inputs, split_neurons
 from verifier.graph import Graph
@@ -349,12 +350,17 @@ class _Exhausted(Exception):
 
 
 def _points(search: _Search, node: SplitNode, lower: Tensor, upper: Tensor) -> Tensor:
+    """Split points: 0 for ReLU-fed neurons, a kink of a consumer where one lies inside the
+    interval, else the branching-point table's point or the midpoint."""
     if node.at_zero:
         return torch.zeros_like(lower)
     if search.options.branch_points == "lut" and node.key is not None:
-        return _branch_points().lookup(node.key, lower, upper)
-    from lut.table import midpoint, strictly_inside
-    return strictly_inside(midpoint(lower, upper), lower, upper)
+        points = _branch_points().lookup(node.key, lower, upper)
+    else:
+        from lut.table import midpoint, strictly_inside
+        points = strictly_inside(midpoint(lower, upper), lower, upper)
+    has_kink, kink = kink_inside(node, lower, upper)
+    return torch.where(has_kink, kink, points)
 
 
 def _decide(search: _Search, parents: Domains) -> tuple[list[SplitDecision], int, Tensor]:

@@ -10,7 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from verifier.onnx_loader import load_model
 
-SLOPE = {"Relu": 1.0, "Sigmoid": 0.25, "Tanh": 1.0, "Sin": 1.0}   # max |f'| per activation
+SLOPE = {"Relu": 1.0, "Sigmoid": 0.25, "Tanh": 1.0, "Sin": 1.0, "Clip": 1.0}   # max |f'|
+CLIP_RANGE = (-0.5, 0.5)   # Clip's min and max in these nets (a hard tanh with kinks at +-0.5)
 
 
 def mlp(act: str, widths: tuple[int, ...], seed: int, scale: float):
@@ -27,9 +28,13 @@ def mlp(act: str, widths: tuple[int, ...], seed: int, scale: float):
         lip *= float(np.linalg.norm(w.astype(np.float64), 2))
         name = f"z{k}"
         if k < len(widths) - 2:
-            nodes.append(helper.make_node(act, [name], [f"h{k}"]))
+            extra = ["clip_min", "clip_max"] if act == "Clip" else []
+            nodes.append(helper.make_node(act, [name, *extra], [f"h{k}"]))
             lip *= SLOPE[act]
             name = f"h{k}"
+    if act == "Clip":
+        inits += [numpy_helper.from_array(np.float32(v), n)
+                  for n, v in zip(("clip_min", "clip_max"), CLIP_RANGE)]
     graph = helper.make_graph(
         nodes, f"mlp_{act}",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, widths[0]])],
