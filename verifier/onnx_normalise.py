@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from verifier.onnx_recurrent import RECURRENT_NORMALISERS
 
 if TYPE_CHECKING:
     from verifier.onnx_loader import _Builder, _Src
@@ -503,4 +504,5 @@ NORMALISERS: dict[str, Callable[[_Builder, _Src], None]] = {
     "Conv": _norm_conv, "ConvTranspose": _norm_conv,
     "MaxPool": _norm_pool, "AveragePool": _norm_pool,
     "LayerNormalization": _norm_layer_norm,
+    **RECURRENT_NORMALISERS,
 }
