@@ -53,7 +53,8 @@ from lut.table import (DATA_DIR, FORMAT_VERSION, MANIFEST_NAME, BranchPoints, Gr
 
 OBJECTIVE_VERSION = 1            # bump when the objective or the search changes
 SHIPPED = ("Sigmoid", "Tanh", "Sin", "Cos", "Cos+Sin", "Exp", "Pow2", "Pow3", "Reciprocal",
-           "Sqrt", "Log", "Erf", "Softplus", "Mul@0", "Mul@1")
+           "Sqrt", "Log", "Erf", "Softplus", "Mul@0", "Mul@1", "Atan", "Softsign", "LogSigmoid",
+           "Celu", "Mish", "GeluTanh")
 RANGE = (-5.0, 5.0)
 POSITIVE_LOWER = 1e-3            # grid start for ops defined on x > 0 only
 STEP_1D, STEP_2D, REFINE = 0.01, 0.2, 2
@@ -64,7 +65,8 @@ _BOUNDS_DIR = Path(__file__).resolve().parent.parent / "bounds"
 
 
 def parse_part(part: str) -> tuple[OpRule, int | None]:
-    """(rule, slot) for one key part: ``"Sigmoid"``, ``"Pow3"``, ``"Mul@1"`` (slot 1)."""
+    """(rule, slot) for one key part: ``"Sigmoid"``, ``"Pow3"``, ``"Mul@1"`` (slot 1),
+    ``"GeluTanh"`` (Gelu with ``approximate = "tanh"``)."""
     if part.startswith("Mul@"):
         slot = int(part[4:])
         if slot not in (0, 1):
@@ -72,6 +74,8 @@ def parse_part(part: str) -> tuple[OpRule, int | None]:
         return make_rule("Mul"), slot
     if part.startswith("Pow") and part != "Pow":
         return make_rule("Pow", {"exponent": float(part[3:])}), None
+    if part == "GeluTanh":
+        return make_rule("Gelu", {"approximate": "tanh"}), None
     return make_rule(part), None
 
 

@@ -47,7 +47,8 @@ _INDEX_TOLERANCE = 1e-3    # in grid steps: bounds this close to a grid value (f
 KINK_OPS = frozenset({"Relu", "LeakyRelu", "Abs"})
 # Elementwise smooth ops with a relaxation in bounds/ops; only these can be in a signature.
 TABLE_OPS = frozenset({"Sigmoid", "Tanh", "Sin", "Cos", "Exp", "Log", "Reciprocal", "Sqrt",
-                       "Pow", "Mul", "Erf", "Softplus", "Gelu", "SiLU"})
+                       "Pow", "Mul", "Erf", "Softplus", "Gelu", "SiLU", "Atan", "Softsign",
+                       "LogSigmoid", "Celu", "Mish"})
 
 
 class TableError(Exception):
@@ -69,15 +70,19 @@ class Consumer:
     ``op_type``: the ONNX op type; ``num_inputs``: how many *perturbed* inputs it has (a Mul by
     a constant is linear and is not a consumer); ``slot``: which of them the split node is;
     ``input_range``: the op's valid input range (``OpRule.input_range``); ``exponent``: Pow's
-    constant exponent (``node.attrs["exponent"]``, default 2).  The range is a function of the
-    op and its exponent, so it does not enter the key; each table stores the grid range it
-    covers and boxes outside it fall back to the midpoint."""
+    constant exponent (``node.attrs["exponent"]``, default 2); ``approximate``: Gelu's
+    ``node.attrs["approximate"]`` (``"tanh"`` is another curve, key ``GeluTanh``; default
+    ``"none"``).  The range is a function of the op and its exponent, so it does not enter the
+    key; each table stores the grid range it covers and boxes outside it fall back to the
+    midpoint.  Other attributes do not enter the key: a ``Celu`` with alpha != 1 gets the
+    alpha = 1 table's point (sound, only less well placed)."""
 
     op_type: str
     num_inputs: int = 1
     slot: int = 0
     input_range: tuple[float, float] = (-math.inf, math.inf)
     exponent: float | None = None
+    approximate: str | bytes | None = None
 
 
 def _format_exponent(exponent: float | None) -> str:
@@ -99,6 +104,10 @@ def consumer_key(consumer: Consumer) -> str | None:
         return None
     if op == "Pow":
         return f"Pow{_format_exponent(consumer.exponent)}"
+    approximate = consumer.approximate
+    if op == "Gelu" and (approximate.decode() if isinstance(approximate, bytes)
+                         else approximate) == "tanh":
+        return "GeluTanh"
     return op
 
 

@@ -349,6 +349,25 @@ def _hard_sigmoid(x: Tensor, node: Node) -> Tensor:
     return torch.clamp(node.attrs["alpha"] * x + node.attrs["beta"], 0.0, 1.0)
 
 
+def _celu(x: Tensor, node: Node) -> Tensor:
+    """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``; the second term is
+    ``alpha expm1(min(x, 0) / alpha)`` for either sign of alpha (no overflow for x > 0, so no
+    ``inf * 0`` in gradients)."""
+    alpha = node.attrs["alpha"]
+    return torch.relu(x) + alpha * torch.expm1(torch.clamp(x, max=0.0) / alpha)
+
+
+def _selu(x: Tensor, node: Node) -> Tensor:
+    alpha, gamma = node.attrs["alpha"], node.attrs["gamma"]
+    return gamma * torch.where(x > 0, x, alpha * torch.expm1(torch.clamp(x, max=0.0)))
+
+
+def _shrink(x: Tensor, node: Node) -> Tensor:
+    """onnxruntime's order of tests (it matters for lambd < 0): ``x < -lambd`` first."""
+    bias, lambd = node.attrs["bias"], node.attrs["lambd"]
+    return torch.where(x < -lambd, x + bias, torch.where(x > lambd, x - bias, torch.zeros_like(x)))
+
+
 FORWARD: dict[str, ForwardFn] = {
     # linear algebra
     "Gemm": _gemm,
@@ -396,6 +415,17 @@ FORWARD: dict[str, ForwardFn] = {
     "Softsign": _unary(lambda x, n: F.softsign(x)),
     "HardSigmoid": _unary(_hard_sigmoid),
     "Gelu": _unary(lambda x, n: F.gelu(x, approximate=n.attrs["approximate"])),
+    "Celu": _unary(_celu),
+    "Selu": _unary(_selu),
+    "HardSwish": _unary(lambda x, n: x * torch.clamp(x / 6 + 0.5, 0.0, 1.0)),
+    "Atan": _unary(lambda x, n: torch.atan(x)),
+    "Shrink": _unary(_shrink),
+    "ThresholdedRelu": _unary(lambda x, n: torch.where(x > n.attrs["alpha"], x,
+                                                        torch.zeros_like(x))),
+    "Mish": _unary(lambda x, n: F.mish(x)),
+    # internal ops (fused by the bound-time rewrite), so the rewritten graph evaluates too
+    "SiLU": _unary(lambda x, n: F.silu(x)),
+    "LogSigmoid": _unary(lambda x, n: F.logsigmoid(x)),
     "Clip": _unary(lambda x, n: torch.clamp(x, n.attrs["min"], n.attrs["max"])),
     "Cast": _unary(lambda x, n: x.to(torch_dtype(n.attrs["to"]))),
     # along axes

@@ -480,7 +480,7 @@ def _norm_range(b: _Builder, s: _Src) -> None:
 _PLAIN = ["Add", "Sub", "Div", "MatMul", "Equal", "Less", "LessOrEqual", "Greater",
           "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where", "Neg", "Relu", "Sigmoid", "Tanh",
           "Sin", "Cos", "Exp", "Log", "Sqrt", "Reciprocal", "Abs", "Sign", "Floor", "Ceil", "Erf",
-          "Softplus", "Softsign"]
+          "Softplus", "Softsign", "HardSwish", "Atan", "Mish"]
 
 NORMALISERS: dict[str, Callable[[_Builder, _Src], None]] = {
     **{op: _same for op in _PLAIN},
@@ -494,6 +494,9 @@ NORMALISERS: dict[str, Callable[[_Builder, _Src], None]] = {
     "Max": _norm_variadic, "Min": _norm_variadic, "Clip": _norm_clip,
     "LeakyRelu": _with_defaults(alpha=0.01), "Elu": _with_defaults(alpha=1.0),
     "HardSigmoid": _with_defaults(alpha=0.2, beta=0.5), "Gelu": _with_defaults(approximate="none"),
+    "Celu": _with_defaults(alpha=1.0),
+    "Selu": _with_defaults(alpha=1.67326319217681884765625, gamma=1.05070102214813232421875),
+    "Shrink": _with_defaults(bias=0.0, lambd=0.5), "ThresholdedRelu": _with_defaults(alpha=1.0),
     "Softmax": _norm_softmax, "LogSoftmax": _norm_softmax,
     "Gather": _norm_gather, "Transpose": _norm_transpose, "Concat": _norm_concat,
     "Slice": _norm_slice, "Split": _norm_split, "Expand": _norm_expand, "Tile": _norm_tile,

@@ -7,24 +7,32 @@ node, use ``make_rule(node.op_type, node.attrs)``, which binds the node's attrib
 * ``Pow``: ``exponent`` (the constant second input; default 2, the square);
 * ``Clip``: ``min``, ``max`` (the constant inputs; default -inf, +inf);
 * ``HardSigmoid``: ``alpha`` (0.2), ``beta`` (0.5);
-* ``Gelu``: ``approximate`` ("none" only).
+* ``Gelu``: ``approximate`` ("none" or "tanh");
+* ``Elu``: ``alpha`` (1.0); ``Celu``: ``alpha`` (1.0, nonzero); ``Selu``: ``alpha``
+  (1.67326...), ``gamma`` (1.05070...);
+* ``Shrink``: ``bias`` (0.0), ``lambd`` (0.5); ``ThresholdedRelu``: ``alpha`` (1.0).
 
-``SiLU`` (``x * sigmoid(x)``) is not an ONNX op: the loader fuses it.  Softmax, LayerNorm and
-Div are decomposed by the engine into these ops.
+``SiLU`` (``x * sigmoid(x)``) is not an ONNX op: the loader fuses it; ``LogSigmoid``
+(``log(sigmoid(x))``) and ``Mish`` (also ONNX opset 18) are fused by the bound-time rewrite.
+Softmax, LayerNorm and Div are decomposed by the engine into these ops.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bounds.ops import (abs, clip, cos, erf, exp, floor, gelu, hard_sigmoid, leaky_relu, log, mul,
-                        pow, reciprocal, relu, sigmoid, sign, silu, sin, softplus, sqrt, tanh)
+from bounds.ops import (abs, atan, celu, clip, cos, elu, erf, exp, floor, gelu, hard_sigmoid,
+                        hard_swish, leaky_relu, log, log_sigmoid, mish, mul, pow, reciprocal, relu,
+                        selu, shrink, sigmoid, sign, silu, sin, softplus, softsign, sqrt, tanh,
+                        thresholded_relu)
 from bounds.relaxation import OpRule
 
 RULES: dict[str, OpRule] = {r.op_type: r for r in (
     relu.RELU, leaky_relu.LEAKY_RELU, sigmoid.SIGMOID, tanh.TANH, sin.SIN, cos.COS, exp.EXP,
     log.LOG, reciprocal.RECIPROCAL, sqrt.SQRT, pow.POW, mul.MUL, abs.ABS, sign.SIGN,
     floor.FLOOR, erf.ERF, gelu.GELU, clip.CLIP, hard_sigmoid.HARD_SIGMOID, softplus.SOFTPLUS,
-    silu.SILU)}
+    silu.SILU, elu.ELU, celu.CELU, selu.SELU, hard_swish.HARD_SWISH, softsign.SOFTSIGN,
+    atan.ATAN, shrink.SHRINK, thresholded_relu.THRESHOLDED_RELU, mish.MISH,
+    log_sigmoid.LOG_SIGMOID)}
 
 
 def make_rule(op_type: str, attrs: Mapping[str, Any] | None = None) -> OpRule:

@@ -9,11 +9,19 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bounds.ops import RULES
+from bounds.ops import RULES, make_rule
 from bounds.relaxation import OpRule
 from tests.unit.bounds.helpers import assert_below, assert_no_nan
 
-UNARY = [r for r in RULES.values() if r.num_inputs == 1]
+# Every registered unary rule (ONNX default attributes), plus attribute variants whose shape
+# differs: continuous / jumping Shrink, ThresholdedRelu through 0 and below it, concave Elu and
+# Celu, negative-gamma Selu, tanh-Gelu.
+VARIANTS = [("Shrink", {"bias": 0.5, "lambd": 0.5}), ("Shrink", {"bias": 0.25, "lambd": -0.5}),
+            ("ThresholdedRelu", {"alpha": 0.0}), ("ThresholdedRelu", {"alpha": -1.0}),
+            ("Elu", {"alpha": -0.5}), ("Celu", {"alpha": -1.5}),
+            ("Selu", {"alpha": 2.0, "gamma": -1.0}), ("Gelu", {"approximate": "tanh"})]
+UNARY = [r for r in RULES.values() if r.num_inputs == 1] + [
+    make_rule(op, attrs) for op, attrs in VARIANTS]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -21,7 +29,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 centres = st.one_of(
     st.floats(-5, 5), st.floats(-40, 40), st.floats(-1e4, 1e4),
     st.sampled_from([0.0, 1.5707964, -1.5707964, 3.1415927, 1.4142135, -1.4142135, -0.75,
-                     88.7, -88.7, 104.0, 1e4, -1e4]))
+                     88.7, -88.7, 104.0, 1e4, -1e4, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, -1.5,
+                     -2.2563764, 1.4905712, -1.19243, 1.418504, -1.418504]))
 widths = st.one_of(st.just(0.0), st.floats(0, 1e-6), st.floats(0, 1.0), st.floats(0, 50.0),
                    st.floats(0, 2e4))
 boxes = st.lists(st.tuples(centres, widths), min_size=1, max_size=16)
@@ -46,7 +55,7 @@ def _points(lower: torch.Tensor, upper: torch.Tensor, fracs: list[float]) -> tor
     return torch.minimum(torch.maximum(x, lower[:, None]), upper[:, None])
 
 
-@pytest.mark.parametrize("rule", UNARY, ids=lambda r: r.op_type)
+@pytest.mark.parametrize("rule", UNARY, ids=lambda r: f"{r.op_type}{r.attrs or ''}")
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(drawn=boxes, fracs=fractions, theta=params)
 def test_relaxation_holds_at_any_point(rule, drawn, fracs, theta):

@@ -11,11 +11,16 @@ import math
 import torch
 from torch import Tensor
 
-# Inflection points and extrema of the supported ops, multiples of pi/2, float32 limits.
+# Inflection points, extrema, kinks and jumps of the supported ops (and of the attribute
+# variants the tests use), multiples of pi/2, float32 limits.
 SPECIAL_POINTS = (
     [0.0, 1.0, -1.0, 0.5, -0.5, math.sqrt(2), -math.sqrt(2), -0.7517916, 2.3993573, -2.3993573,
      -1.2784645, 0.99, 6.0, -3.0, 3.0, 0.1, 1e-6, -1e-6, 15.0, -15.0, 30.0, -30.0, 88.0, 88.7,
-     89.0, -88.0, -104.0, 710.0, 1e3, -1e3, 1e4, -1e4]
+     89.0, -88.0, -104.0, 710.0, 1e3, -1e3, 1e4, -1e4,
+     # HardSwish minimum, Shrink / ThresholdedRelu variants' breakpoints, Mish inflection
+     # points and minimum, tanh-Gelu inflection points and minimum
+     -1.5, 1.5, 0.25, -0.25, 2.5, -2.5, -2.2563764, 1.4905712, -1.1924300, 1.4185040,
+     -1.4185040, -0.7524600]
     + [k * math.pi / 2 for k in range(-12, 13)])
 
 

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 REQUIRED_OPS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Sin", "Cos", "Exp", "Log",
                 "Reciprocal", "Sqrt", "Pow", "Mul", "Abs", "Sign", "Floor", "Erf", "Gelu",
-                "Clip", "HardSigmoid", "Softplus", "SiLU"}
+                "Clip", "HardSigmoid", "Softplus", "SiLU", "Elu", "Celu", "Selu", "HardSwish",
+                "Softsign", "Atan", "Shrink", "ThresholdedRelu", "Mish", "LogSigmoid"}
 
 VARIANTS = {
     "LeakyRelu": [{"alpha": 0.2}, {"alpha": 1.0}, {"alpha": 2.5}, {"alpha": -0.5}],
@@ -33,6 +34,15 @@ VARIANTS = {
     "Clip": [{"min": 0.0, "max": 6.0}, {"min": -1.0, "max": 1.0}, {"min": 0.5}],
     "HardSigmoid": [{"alpha": -0.3, "beta": 0.1}, {"alpha": 0.0, "beta": 0.3},
                     {"alpha": 1 / 6, "beta": 0.5}],
+    "Elu": [{"alpha": 0.5}, {"alpha": 2.0}, {"alpha": -0.5}, {"alpha": 0.0}],
+    "Celu": [{"alpha": 0.5}, {"alpha": 2.0}, {"alpha": -1.5}],
+    "Selu": [{"alpha": 1.0, "gamma": 2.0}, {"alpha": 0.5, "gamma": 0.25},
+             {"alpha": -1.0, "gamma": 1.5}, {"alpha": 2.0, "gamma": -1.0}],
+    "Shrink": [{"bias": 0.5, "lambd": 0.5}, {"bias": 1.5, "lambd": 0.25},
+               {"bias": -0.25, "lambd": 1.0}, {"bias": 0.5, "lambd": 0.0},
+               {"bias": 0.25, "lambd": -0.5}],
+    "ThresholdedRelu": [{"alpha": 0.0}, {"alpha": -1.0}, {"alpha": 2.5}],
+    "Gelu": [{"approximate": "tanh"}],
 }
 
 
@@ -321,6 +331,66 @@ def test_bind_rejects_unknown_attributes():
     with pytest.raises(KeyError):
         make_rule("NoSuchOp")
 
+
+@pytest.mark.parametrize("op,attrs", [
+    ("Elu", {"alpha": float("nan")}), ("Elu", {"beta": 1.0}), ("Celu", {"alpha": 0.0}),
+    ("Celu", {"alpha": float("inf")}), ("Selu", {"gamma": float("-inf")}),
+    ("Shrink", {"lambd": float("nan")}), ("Shrink", {"bias": float("inf")}),
+    ("ThresholdedRelu", {"alpha": float("inf")}), ("Gelu", {"approximate": "erf"}),
+    ("HardSwish", {"alpha": 0.2}), ("Mish", {"alpha": 1.0})])
+def test_bind_rejects_bad_activation_attributes(op, attrs):
+    with pytest.raises(ValueError, match=op):
+        make_rule(op, attrs)
+
+
+@pytest.mark.parametrize("op,attrs,kinks,linear", [
+    ("Elu", {}, (), False), ("Elu", {"alpha": 0.5}, (0.0,), False),
+    ("Celu", {"alpha": 2.0}, (), False), ("Selu", {}, (0.0,), False),
+    ("Selu", {"alpha": 1.0}, (), False), ("HardSwish", {}, (-3.0, 3.0), False),
+    ("Softsign", {}, (), False), ("Atan", {}, (), False), ("Mish", {}, (), False),
+    ("LogSigmoid", {}, (), False), ("Gelu", {"approximate": "tanh"}, (), False),
+    ("Shrink", {}, (-0.5, 0.5), True), ("Shrink", {"bias": 0.5, "lambd": 0.5}, (-0.5, 0.5), True),
+    ("Shrink", {"lambd": 0.0}, (), True), ("Shrink", {"bias": 1.0, "lambd": 0.0}, (0.0,), True),
+    ("Shrink", {"bias": 0.25, "lambd": -0.5}, (0.5,), True),
+    ("ThresholdedRelu", {}, (1.0,), True), ("ThresholdedRelu", {"alpha": 0.0}, (0.0,), True),
+    ("ThresholdedRelu", {"alpha": -1.0}, (-1.0,), True)])
+def test_activation_kinks_are_bound_from_attributes(op, attrs, kinks, linear):
+    rule = make_rule(op, attrs)
+    assert rule.kinks == kinks and rule.piecewise_linear == linear
+
+
+def test_gelu_approximate_none_is_unchanged_and_tanh_is_a_second_curve():
+    assert make_rule("Gelu", {"approximate": "none"}) is RULES["Gelu"]
+    tanh_gelu = make_rule("Gelu", {"approximate": b"tanh"})
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64)
+    torch.testing.assert_close(tanh_gelu.evaluate(x),
+                               torch.nn.functional.gelu(x, approximate="tanh"))
+
+
+@pytest.mark.parametrize("op,attrs,lower,upper", [
+    ("Shrink", {}, 0.6, 3.0), ("Shrink", {}, -0.4, 0.5), ("Shrink", {"bias": 0.5}, -4.0, -0.5),
+    ("ThresholdedRelu", {}, 1.5, 9.0), ("ThresholdedRelu", {}, -7.0, 1.0),
+    ("HardSwish", {}, 3.0, 8.0), ("HardSwish", {}, -9.0, -3.0), ("Elu", {"alpha": 2.0}, 0.0, 5.0)])
+def test_piecewise_activations_are_exact_on_one_linear_piece(op, attrs, lower, upper):
+    rule = make_rule(op, attrs)
+    lo, up = torch.tensor([lower]), torch.tensor([upper])
+    rel = rule.relax(lo, up, None)
+    x = torch.linspace(lower, upper, 101)
+    y = rule.evaluate(x.double())
+    for slope, bias in ((rel.lower_slope, rel.lower_bias), (rel.upper_slope, rel.upper_bias)):
+        torch.testing.assert_close(slope * x.double() + bias, y, atol=1e-5, rtol=1e-6)
+
+
+def test_hardshrink_lines_respect_the_one_sided_limits_at_the_jumps():
+    """On [0.5, 2] Hardshrink is 0 at 0.5 and x just after it: an upper line must pass
+    above (0.5, 0.5), the limit from the right, not only above f(0.5) = 0."""
+    rule = make_rule("Shrink", {})
+    rel = rule.relax(torch.tensor([0.5]), torch.tensor([2.0]), None)
+    assert rel.upper_slope * 0.5 + rel.upper_bias >= 0.5
+    lo, hi = rule.interval(torch.tensor([-0.5]), torch.tensor([0.5]))
+    assert lo == 0.0 and hi == 0.0            # both ends map to 0, the open pieces are outside
+    lo, hi = rule.interval(torch.tensor([-0.5]), torch.tensor([0.75]))
+    assert lo == 0.0 and hi >= 0.75
 
 def test_relaxations_work_on_any_shape_and_float64():
     lower = torch.linspace(-3, 1, 24, dtype=torch.float64).reshape(2, 3, 4)

@@ -17,7 +17,8 @@ from lut.table import (DATA_DIR, INSIDE_FRACTION, BranchPoints, Consumer, StaleT
                        TableError, canonical_key, key_dimension, pair_index, signature_key)
 
 SHIPPED_AT_LEAST = ("Sigmoid", "Tanh", "Sin", "Cos", "Cos+Sin", "Exp", "Pow2", "Pow3",
-                    "Reciprocal", "Mul@0", "Mul@1")
+                    "Reciprocal", "Mul@0", "Mul@1", "Atan", "Softsign", "LogSigmoid", "Celu",
+                    "Mish", "GeluTanh")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,19 @@ def test_signature_key_is_canonical():
     assert signature_key([Consumer("Mul", num_inputs=2, slot=1)]) == "Mul@1"
     assert signature_key([Consumer("Mul", 2, 0), Consumer("Tanh")]) == "Mul@0+Tanh"
     assert key_dimension("Mul@0+Tanh") == 2 and key_dimension("Cos+Sin") == 1
+
+
+def test_signature_keys_of_the_new_smooth_activations():
+    for op in ("Atan", "Softsign", "LogSigmoid", "Celu", "Mish"):
+        assert signature_key([Consumer(op)]) == op
+    assert signature_key([Consumer("Gelu")]) == "Gelu"
+    assert signature_key([Consumer("Gelu", approximate="none")]) == "Gelu"
+    assert signature_key([Consumer("Gelu", approximate="tanh")]) == "GeluTanh"
+    assert signature_key([Consumer("Gelu", approximate=b"tanh"), Consumer("Atan")]) == \
+        "Atan+GeluTanh"
+    # kinked or jumping ones split at their kinks (the branching code's business): no table
+    for op in ("Elu", "Selu", "HardSwish", "Shrink", "ThresholdedRelu"):
+        assert signature_key([Consumer(op)]) is None
 
 
 @pytest.mark.parametrize("consumers", [
