@@ -14,6 +14,8 @@ product of two perturbed tensors (``Mul``/``MatMul``), or the engine-internal ``
 * ``ReduceSum(Mul(z, MatMul(z, P)), last axis)`` with ``P`` constant (a quadratic form
   ``z^T P z``, e.g. a Lyapunov function) -> a weighted sum of squares of linear forms
   ``sum_i lam_i (q_i . z)^2`` plus an exact remainder (``_squares``)
+* ``ReduceMax``/``ReduceMin`` -> one-wide ``Slice``s along each axis combined the same way;
+  ``Ceil(x)`` -> ``-Floor(-x)``
 * ``MaxPool`` without padding or dilation -> strided ``Slice``s combined by that exact ``Max``
   rewrite (a pairwise tree).  This replaces the one-hot/constant relaxation of 3.12 by ReLU
   relaxations of the pairwise differences, which is never looser for a pool of two and in
@@ -32,6 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bounds.fuse import fuse
 from verifier.graph import Graph, Node
 
 SHIFT_BY_MAX = "ShiftByMax"   # engine-internal: y = x - x[k] along attrs["axis"] (ONNX axis)
@@ -185,7 +188,48 @@ def _rewrite_max_pool(b: _Builder, node: Node) -> bool:
     return True
 
 
+def _rewrite_reduce_max(b: _Builder, node: Node) -> bool:
+    """ReduceMax / ReduceMin: along each reduced axis, the exact pairwise Max tree of its
+    one-wide slices (as MaxPool), then a Reshape when the axes are not kept."""
+    x, out = node.inputs[0], node.output
+    shape = list(b.shapes[x])
+    minimum, current = node.op_type == "ReduceMin", x
+    axes = [a for a in node.attrs["axes"] if shape[a] > 1]
+    if not axes:                        # only one-wide axes: the identity
+        _emit_reshape(b, x, out, node.name)
+        return True
+    for k, axis in enumerate(axes):
+        tag = f"{out}/axis{axis}"
+        shape[axis] = 1
+        parts = [b.emit("Slice", [current], f"{tag}_{i}", tuple(shape), f"{node.name}/axis{axis}_{i}",
+                        axes=(axis,), starts=(i,), ends=(i + 1,), steps=(1,))
+                 for i in range(b.shapes[current][axis])]
+        last = k == len(axes) - 1 and node.attrs["keepdims"]
+        current = _max_tree(b, parts, out if last else f"{tag}/max",
+                            node.name if last else f"{node.name}/axis{axis}", minimum)
+    if not node.attrs["keepdims"]:
+        _emit_reshape(b, current, out, node.name)
+    return True
+
+
+def _emit_reshape(b: _Builder, x: str, out: str, name: str) -> None:
+    """``Reshape`` to ``out``'s known shape (its attribute is also called ``shape``)."""
+    b.nodes.append(Node(name, "Reshape", (x,), (out,), {"shape": tuple(b.shapes[out])}))
+
+
+def _rewrite_ceil(b: _Builder, node: Node) -> bool:
+    """``ceil(x) = -floor(-x)``, exactly."""
+    x, out, shape = node.inputs[0], node.output, b.shapes[node.output]
+    neg = b.emit("Neg", [x], f"{out}/neg", shape, f"{node.name}/neg")
+    floor = b.emit("Floor", [neg], f"{out}/floor", shape, f"{node.name}/floor")
+    b.emit("Neg", [floor], out, shape, node.name)
+    return True
+
+
 _REWRITES: dict[str, Callable[[_Builder, Node], bool]] = {
+    "ReduceMax": _rewrite_reduce_max,
+    "ReduceMin": _rewrite_reduce_max,
+    "Ceil": _rewrite_ceil,
     "Div": _rewrite_div,
     "Softmax": _rewrite_softmax,
     "LogSoftmax": _rewrite_log_softmax,
@@ -273,10 +317,12 @@ def _squares(b: _Builder, form: _QuadraticForm, node: Node) -> None:
 
 
 def prepare(graph: Graph) -> Graph:
-    """The graph with composite ops decomposed (cached; the input graph is not modified)."""
+    """The graph with exported activations fused (``bounds.fuse``) and composite ops
+    decomposed (cached; the input graph is not modified)."""
     cached = _CACHE.get(id(graph))
     if cached is not None:
         return cached
+    original, graph = graph, fuse(graph)
     b = _Builder(graph)
     forms = _quadratic_forms(graph)
     dropped = set().union(*(f.inner for f in forms.values())) if forms else set()
@@ -291,6 +337,6 @@ def prepare(graph: Graph) -> Graph:
             b.nodes.append(node)
     result = Graph(graph.input_name, graph.output_name, tuple(b.nodes), b.constants, b.shapes,
                    graph.source, graph.onnx_input_shape, graph.onnx_output_shape)
-    _CACHE[id(graph)] = result
-    weakref.finalize(graph, _CACHE.pop, id(graph), None)
+    _CACHE[id(original)] = result
+    weakref.finalize(original, _CACHE.pop, id(original), None)
     return result

@@ -108,8 +108,11 @@ def _table_key(plan: Plan, name: str, users: tuple[Node, ...]) -> str | None:
         rule = plan.rules[node.name]
         if plan.kinds[node.name] != UNARY:
             return None                  # Mul tables need the other factor: midpoint for now
+        if node.op_type == "Celu" and float(node.attrs.get("alpha", 1.0)) != 1.0:
+            return None                  # the Celu table is for alpha = 1: midpoint instead
         parts.append(Consumer(node.op_type, 1, 0, rule.input_range,
-                              node.attrs.get("exponent") if node.op_type == "Pow" else None))
+                              node.attrs.get("exponent") if node.op_type == "Pow" else None,
+                              node.attrs.get("approximate")))
     if any(p.op_type in KINK_OPS for p in parts):
         return None
     return signature_key(parts)

@@ -101,11 +101,30 @@ def _norm_cast(b: _Builder, s: _Src) -> None:
     if to is None:
         raise b.error(s, f"cast to unsupported type {s.attr('to')}")
     if not b.is_const(s.inputs[0]):
-        if to not in ("float32", "float64"):
-            raise b.error(s, f"casts an input-dependent tensor to {to}")
-        _alias(b, s)
+        source = b.probe[s.inputs[0]].dtype
+        if source.is_floating_point and to in ("float32", "float64") or \
+                str(source).replace("torch.", "") == to:
+            _alias(b, s)    # float to float, or a no-op cast (bool to bool)
+        else:
+            _same(b, s, to=to)   # e.g. a comparison cast to float: evaluable, no relaxation
         return
     _same(b, s, to=to)
+
+
+def _norm_prelu(b: _Builder, s: _Src) -> None:
+    """``PRelu(x, s) = s x + (1 - s) Relu(x)`` (exact for any slope): one shared slope is a
+    LeakyRelu; a slope per channel becomes a Relu whose two linear terms carry it."""
+    slope = b.const(s, 1, "slope")
+    x, out = s.inputs[0], s.outputs[0]
+    if slope.numel() == 1:
+        b.emit("LeakyRelu", [x], [out], s.name, alpha=float(slope.reshape(())))
+        return
+    relu, linear, rest = f"{out}/relu", f"{out}/linear", f"{out}/rest"
+    b.emit("Relu", [x], [relu], f"{s.name}/relu")
+    b.emit("Mul", [x, s.inputs[1]], [linear], f"{s.name}/linear")
+    b.emit("Mul", [relu, b.const_tensor(s.name + "/rest_slope", 1 - slope)], [rest],
+           f"{s.name}/rest")
+    b.emit("Add", [linear, rest], [out], s.name)
 
 
 def _norm_gemm(b: _Builder, s: _Src) -> None:
@@ -484,7 +503,7 @@ _PLAIN = ["Add", "Sub", "Div", "MatMul", "Equal", "Less", "LessOrEqual", "Greate
 
 NORMALISERS: dict[str, Callable[[_Builder, _Src], None]] = {
     **{op: _same for op in _PLAIN},
-    "Identity": _alias, "Dropout": _alias, "Cast": _norm_cast,
+    "Identity": _alias, "Dropout": _alias, "Cast": _norm_cast, "PRelu": _norm_prelu,
     "Reshape": _norm_reshape, "Flatten": _norm_flatten,
     "Squeeze": _norm_squeeze, "Unsqueeze": _norm_unsqueeze,
     "Shape": _norm_shape, "Size": _norm_size, "ConstantOfShape": _norm_constant_of_shape,

@@ -12,9 +12,10 @@ node, use ``make_rule(node.op_type, node.attrs)``, which binds the node's attrib
   (1.67326...), ``gamma`` (1.05070...);
 * ``Shrink``: ``bias`` (0.0), ``lambd`` (0.5); ``ThresholdedRelu``: ``alpha`` (1.0).
 
-``SiLU`` (``x * sigmoid(x)``) is not an ONNX op: the loader fuses it; ``LogSigmoid``
-(``log(sigmoid(x))``) and ``Mish`` (also ONNX opset 18) are fused by the bound-time rewrite.
-Softmax, LayerNorm and Div are decomposed by the engine into these ops.
+``SiLU`` (``x * sigmoid(x)``) and ``LogSigmoid`` (``log(sigmoid(x))``) are not ONNX ops: the
+bound-time fusion (``bounds/fuse.py``) makes them from torch's exports, as it makes ``Mish``,
+``Gelu``, ``Softsign`` and ``Shrink`` from theirs.  Softmax, LayerNorm, Div, ReduceMax and Ceil
+are decomposed by the engine into these ops (``bounds/rewrite.py``).
 """
 from __future__ import annotations
 
