@@ -82,6 +82,15 @@ def make_plan(graph: Graph) -> Plan:
     return plan
 
 
+def unsupported_ops(graph: Graph) -> dict[str, list[str]]:
+    """Op type -> names of the nodes of the rewritten graph (``bounds.rewrite.prepare``) that
+    the engine cannot bound: no relaxation rule, or attributes the rule refuses.  Empty when
+    ``make_plan`` succeeds; a model with such nodes can be attacked but never proved."""
+    g = prepare(graph)
+    perturbed = {g.input_name} | {o for n in g.nodes for o in n.outputs}
+    return _classify(g, perturbed)[2]
+
+
 def _numel(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:

@@ -110,6 +110,9 @@ def _decide(run: _Run):
     cex = _falsify(run, falsifier, rounds=run.options.attack.rounds, deadline=first_deadline)
     if cex is not None:
         return Status.FALSIFIED, cex, "counterexample found by the attack, confirmed by onnxruntime"
+    unprovable = _without_relaxation(run.graph)
+    if unprovable:
+        return _attack_only(run, falsifier, unprovable)
     if time.monotonic() < run.deadline:
         verdict = _prove_and_branch(run, falsifier)
         if verdict is not None:
@@ -122,6 +125,27 @@ def _decide(run: _Run):
     if time.monotonic() >= run.deadline:
         return Status.TIMEOUT, None, "time budget spent"
     return Status.UNKNOWN, None, "no counterexample found and the bounds could not prove it"
+
+
+def _without_relaxation(graph: Graph) -> list[str]:
+    """The op types on the perturbed path that have no sound relaxation (the model can be
+    attacked but not proved; ``verifier.support`` reports the same)."""
+    from bounds.plan import unsupported_ops
+
+    return sorted(unsupported_ops(graph))
+
+
+def _attack_only(run: _Run, falsifier, ops: list[str]):
+    """No proof is possible: spend the whole budget looking for a counterexample."""
+    logger.warning("no sound relaxation for %s: genbab can refute this property but not prove "
+                   "it; attacking until the deadline", ", ".join(ops))
+    run.stats.extra["attack_only"] = ", ".join(ops)
+    cex = _falsify(run, falsifier, rounds=None, deadline=run.deadline)
+    if cex is not None:
+        return (Status.FALSIFIED, cex,
+                "counterexample found by the extended attack, confirmed by onnxruntime")
+    return (Status.UNKNOWN, None, f"cannot prove: no sound relaxation for {', '.join(ops)} "
+                                  "(attack only), and the attack found no counterexample")
 
 
 _BOUNDS_SHARE = 0.5        # of the time left: the most the first bound propagation may take

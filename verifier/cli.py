@@ -236,16 +236,31 @@ def cmd_check_model(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
 
+_LEVEL_WORDS = {"verify": "verify", "folded": "folded", "attack only": "ATTACK ONLY",
+                "unsupported": "NOT SUPPORTED", "not checked": "not checked"}
+
+
 def _check_model(args: argparse.Namespace) -> int:
+    """Per op, what ``verify`` can do with it (``verifier.support``), then agreement with
+    onnxruntime.  Exit 0 when verify will run (attack-only models included: they get an
+    answer, ``sat`` or ``unknown``) and the model agrees; 1 otherwise."""
     import numpy as np
 
-    from verifier.model_check import compare_with_onnxruntime, list_ops
+    from verifier.model_check import compare_with_onnxruntime
+    from verifier.support import UNSUPPORTED, support_report
 
-    ops = list_ops(args.model)
-    print(f"model: {args.model}")
-    for op, (count, supported) in sorted(ops.items()):
-        print(f"  {op:<22} x{count:<4} {'supported' if supported else 'NOT SUPPORTED'}")
-    if not all(supported for _, supported in ops.values()):
+    report = support_report(args.model)
+    if not args.json:
+        print(f"model: {args.model}")
+        for op in report.ops:
+            print(f"  {op.op_type:<22} x{op.count:<4} {_LEVEL_WORDS[op.level]:<13} {op.detail}")
+        print(f"support: {report.summary}")
+    result = {"model": str(args.model), "support": report.level,
+              "ops": [{"op_type": o.op_type, "count": o.count, "level": o.level,
+                       "detail": o.detail} for o in report.ops]}
+    if report.level == UNSUPPORTED:
+        if args.json:
+            print(json.dumps(result))
         print("result: unsupported operators", file=sys.stderr)
         return EXIT_DISAGREE
     lower = upper = None
@@ -258,11 +273,16 @@ def _check_model(args: argparse.Namespace) -> int:
                             num_outputs=graph.output_size)
         lower, upper = np.asarray(prop.disjuncts[0].lower), np.asarray(prop.disjuncts[0].upper)
     check = compare_with_onnxruntime(args.model, samples=args.samples, lower=lower, upper=upper)
-    agree = check.max_rel_error <= args.tolerance
-    print(f"compared with onnxruntime on {check.samples} random inputs"
-          f"{' in the property box' if args.spec else ''}: max relative error "
-          f"{check.max_rel_error:.3g} (max abs {check.max_abs_error:.3g}) -> "
-          f"{'agree' if agree else 'DISAGREE'} (tolerance {args.tolerance:g})")
+    agree = check.max_rel_error <= args.tolerance and check.finite
+    if args.json:
+        result.update(max_rel_error=check.max_rel_error, max_abs_error=check.max_abs_error,
+                      samples=check.samples, agree=agree)
+        print(json.dumps(result))
+    else:
+        print(f"compared with onnxruntime on {check.samples} random inputs"
+              f"{' in the property box' if args.spec else ''}: max relative error "
+              f"{check.max_rel_error:.3g} (max abs {check.max_abs_error:.3g}) -> "
+              f"{'agree' if agree else 'DISAGREE'} (tolerance {args.tolerance:g})")
     return EXIT_OK if agree else EXIT_DISAGREE
 
 
@@ -375,8 +395,10 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("check-model", help="load a model and compare it with onnxruntime")
+    p = sub.add_parser("check-model", help="what verify can do with each op of a model, and "
+                                           "agreement with onnxruntime")
     p.add_argument("model")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--spec", help="draw random inputs inside this property's input box")
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--tolerance", type=float, default=1e-4,

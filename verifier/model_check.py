@@ -5,7 +5,6 @@ with ``run_onnxruntime``).
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 from verifier.errors import ModelError
 from verifier.forward import evaluate
 from verifier.graph import Graph
-from verifier.onnx_loader import SUPPORTED_ONNX_OPS, load_model, read_model
+from verifier.onnx_loader import load_model
 
 _SESSIONS: dict[str, ort.InferenceSession] = {}
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
@@ -74,14 +73,6 @@ def run_onnxruntime(session: ort.InferenceSession, x_flat: np.ndarray) -> np.nda
         out = session.run(None, {info.name: point.astype(dtype).reshape(shape)})[0]
         outputs.append(np.asarray(out).reshape(-1))
     return np.stack(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
-
-
-def list_ops(model: str | Path) -> dict[str, tuple[int, bool]]:
-    """ONNX op type -> (node count, supported by genbab), straight from the file."""
-    proto = read_model(model)
-    counts = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
-                     for n in proto.graph.node)
-    return {op: (count, op in SUPPORTED_ONNX_OPS) for op, count in counts.items()}
 
 
 def _random_inputs(n: int, size: int, lower: np.ndarray | None, upper: np.ndarray | None,
