@@ -23,6 +23,8 @@ from verifier.suite import SuiteOptions, run_suite
 # name -> extra `genbab verify` arguments; the first one is the default configuration
 VARIANTS: dict[str, tuple[str, ...]] = {
     "default (bbps, lut, all)": (),
+    "none": ("--split", "none"),                     # bound propagation only
+    "midpoint-babsr": ("--branch-points", "midpoint", "--branching", "babsr"),
     "babsr": ("--branching", "babsr"),
     "midpoint": ("--branch-points", "midpoint"),
     "relu-only": ("--split", "relu-only"),
@@ -34,7 +36,7 @@ SOLVED = ("sat", "unsat")
 def _subset(suite: Path, benchmarks: list[str], out: Path) -> Path:
     with open(suite, newline="") as handle:
         reader = csv.DictReader(handle)
-        rows = [r for r in reader if r["benchmark"] in benchmarks]
+        rows = [r for r in reader if r["benchmark"] in benchmarks or benchmarks == ["all"]]
         fields = reader.fieldnames or []
     path = out / "suite.csv"
     with open(path, "w", newline="") as handle:
@@ -51,6 +53,17 @@ def _read(path: Path) -> list[dict]:
 
 def _correct(row: dict) -> bool:
     return row["result"] in SOLVED and row.get("correct", "") != "WRONG"
+
+
+def conflicts(runs: dict[str, list[dict]]) -> list[tuple[str, str]]:
+    """Instances one variant answers ``sat`` and another ``unsat``: at least one is wrong
+    (every ``sat`` is confirmed by onnxruntime, so it is the ``unsat``)."""
+    answers: dict[tuple[str, str], set[str]] = {}
+    for rows in runs.values():
+        for r in rows:
+            if r["result"] in SOLVED:
+                answers.setdefault((r["onnx"], r["vnnlib"]), set()).add(r["result"])
+    return sorted(key for key, seen in answers.items() if len(seen) > 1)
 
 
 def table(runs: dict[str, list[dict]], benchmarks: list[str]) -> str:
@@ -82,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("suite", type=Path)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--benchmarks", nargs="+", default=["eran_2021", "ml4acopf_2023",
-                                                             "lsnc_2024"])
+                                                             "lsnc_2024"],
+                        help="benchmark names of the suite, or 'all'")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=Path("results/ablations"))
     parser.add_argument("--baseline", type=Path, help="run-suite CSV of the default config")
@@ -100,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         run_suite(SuiteOptions(suite=suite, root=args.root, timeout_s=args.timeout, out=csv_path,
                                extra_args=VARIANTS[name]))
         runs[name] = _read(csv_path)
-    text = table(runs, args.benchmarks)
+    benchmarks = args.benchmarks if args.benchmarks != ["all"] else sorted(
+        {r["benchmark"] for rows in runs.values() for r in rows})
+    text = table(runs, benchmarks)
+    clashes = conflicts(runs)
+    text += (f"\n\nsat/unsat conflicts between variants: {len(clashes)}"
+             + "".join(f"\n- {onnx} {vnnlib}" for onnx, vnnlib in clashes))
     (args.out / "ablations.md").write_text(text + "\n")
     print(text)
     return 0

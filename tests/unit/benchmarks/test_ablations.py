@@ -20,3 +20,11 @@ def test_table_counts_medians_and_common_instances():
     # a wrong answer never counts as solved, and is reported
     assert "| b | babsr | 0 / 1 | 1 | - | - (0) |" in lines
     assert "| TOTAL | default | 2 / 3 | 0 | 6.0 | 2.0 (1) |" in lines
+
+
+def test_conflicting_answers_between_variants_are_listed():
+    from benchmarks.ablations import conflicts
+    runs = {"default": [_row("a", "p1", "unsat", 2.0), _row("a", "p2", "sat", 1.0)],
+            "none": [_row("a", "p1", "sat", 2.0), _row("a", "p2", "timeout", 9.0, "")],
+            "babsr": [_row("a", "p1", "unsat", 2.0), _row("a", "p2", "sat", 1.0)]}
+    assert conflicts(runs) == [("m.onnx", "p1")]
