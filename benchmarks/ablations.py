@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/ablations"))
     parser.add_argument("--baseline", type=Path, help="run-suite CSV of the default config")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per instance (pass 1 when runs share the machine)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     suite = _subset(args.suite, args.benchmarks, args.out)
@@ -111,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         csv_path = args.out / f"{_slug(name)}.csv"
         print(f"== {name}: genbab verify {' '.join(VARIANTS[name])}", flush=True)
+        threads = ("--threads", str(args.threads)) if args.threads else ()
         run_suite(SuiteOptions(suite=suite, root=args.root, timeout_s=args.timeout, out=csv_path,
-                               extra_args=VARIANTS[name]))
+                               extra_args=VARIANTS[name] + threads))
         runs[name] = _read(csv_path)
     benchmarks = args.benchmarks if args.benchmarks != ["all"] else sorted(
         {r["benchmark"] for rows in runs.values() for r in rows})
