@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from benchmarks.threads import single_thread
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "models"
 SEED = 0
 OPSET = 13
@@ -272,22 +274,12 @@ def export_onnx(model: nn.Module, path: Path) -> None:
                           input_names=["input"], output_names=["output"])
 
 
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def generate(out: Path, seed: int = SEED) -> list[tuple[str, str, GroundTruth]]:
     """Write everything; returns (onnx, vnnlib, ground truth) rows, paths relative to ``out``."""
     (out / "onnx").mkdir(parents=True, exist_ok=True)
     (out / "vnnlib").mkdir(parents=True, exist_ok=True)
     rows = []
-    with _single_thread():
+    with single_thread():
         models = train_models(seed)
         plans = {
             "sigmoid_mlp": classifier_properties("sigmoid_mlp", models["sigmoid_mlp"], 0, (1, 2)),

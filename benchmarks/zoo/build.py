@@ -19,14 +19,12 @@ which PGD flips one of them by at least ``TINY_ATTACK_MARGIN`` (``role=attackabl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import shutil
 import sys
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from benchmarks.threads import single_thread
 from benchmarks.zoo.data import Dataset, load_digits_dataset, load_sequence_dataset
 from benchmarks.zoo.families import FAMILIES, ModelSpec, full_specs, tiny_specs
 from benchmarks.zoo.models import parameter_count
@@ -109,7 +108,7 @@ def build_zoo(options: BuildOptions) -> list[ModelRecord]:
         shutil.rmtree(options.out / family, ignore_errors=True)
     datasets: dict[str, Dataset] = {}
     records = []
-    with _single_thread():
+    with single_thread():
         for spec in specs:
             if spec.dataset not in datasets:
                 datasets[spec.dataset] = _load_dataset(spec.dataset)
@@ -203,16 +202,6 @@ def write_instance(spec: ModelSpec, data: Dataset, onnx_rel: str, folder: Path,
               f"PGD in the box: lowest margin {outcome.min_margin:.4f}, {found}."]
     write_vnnlib(folder / vnnlib_rel, prop, data.num_classes, header)
     return Instance(spec.family, onnx_rel, vnnlib_rel, prop, outcome, role)
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- tables

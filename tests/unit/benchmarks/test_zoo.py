@@ -128,3 +128,18 @@ def test_zoo_command_line_defaults():
     full, tiny = parse_options([]), parse_options(["--tiny", "--families", "zoo_lstm"])
     assert full.families == FAMILIES and not full.tiny and full.timeout_s > 0
     assert tiny.tiny and tiny.families == ("zoo_lstm",) and tiny.out != full.out
+
+
+@pytest.mark.parametrize("family", ["zoo_sigmoid", "zoo_lstm"])
+def test_crosscheck_refutes_a_false_unsat_and_keeps_a_true_one(zoo, family, tmp_path):
+    from benchmarks.zoo.crosscheck import SearchOptions, crosscheck
+    results = tmp_path / "results.csv"
+    with open(results, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["benchmark", "onnx", "vnnlib", "result"])
+        for role in ("robust", "attackable"):     # both claimed unsat; the second is false
+            writer.writerow([family, zoo.record(family).onnx,
+                             zoo.vnnlib(family, role).relative_to(zoo.out / family), "unsat"])
+    checks = crosscheck(results, zoo.out, SearchOptions(samples=2000, restarts=50, steps=50))
+    assert [c.refuted for c in checks] == [False, True]
+    assert checks[0].best_margin > 0 >= checks[1].best_margin
