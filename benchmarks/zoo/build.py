@@ -11,7 +11,8 @@ onnxruntime confirmed (``sat``); the others are open.  ``DIR/models.csv``,
 ``DIR/properties.csv`` and ``DIR/README.md`` record accuracies, training times and margins.
 
 Full zoo: for each model, the first ``--samples`` correctly classified test samples at every
-radius of ``RADII``.  ``--tiny``: the smallest member of every family with two properties
+radius of ``RADII`` (``role=ladder``) and at 1.1 and 1.25 times the radius CROWN alone
+certifies (``role=boundary``: where branch-and-bound decides; ``benchmarks.zoo.boundary``).  ``--tiny``: the smallest member of every family with two properties
 each, chosen by construction: the largest-margin sample of the first few at radius
 ``TINY_SAFE_RADIUS`` (``role=robust``), and the smallest radius of ``TINY_ATTACK_RADII`` at
 which PGD flips one of them by at least ``TINY_ATTACK_MARGIN`` (``role=attackable``).
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from benchmarks.threads import single_thread
+from benchmarks.zoo.boundary import boundary_radii, certified_radius
 from benchmarks.zoo.data import Dataset, load_digits_dataset, load_sequence_dataset
 from benchmarks.zoo.families import FAMILIES, ModelSpec, full_specs, tiny_specs
 from benchmarks.zoo.models import parameter_count
@@ -79,7 +81,7 @@ class Instance:
     vnnlib: str
     prop: RobustnessProperty
     outcome: AttackOutcome
-    role: str                  # tiny zoo: "robust" or "attackable"; full zoo: ""
+    role: str                  # tiny zoo: "robust" or "attackable"; full zoo: "ladder", "boundary"
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ def build_model(spec: ModelSpec, data: Dataset, options: BuildOptions) -> ModelR
     if options.tiny:
         planned = tiny_plan(model, data, session)
     else:
-        planned = full_plan(model, data, session, options.samples)
+        planned = full_plan(model, data, session, options.samples, folder / onnx_rel)
     instances = tuple(write_instance(spec, data, onnx_rel, folder, *entry) for entry in planned)
     return ModelRecord(spec, onnx_rel, parameter_count(model),
                        accuracy(model, data.x_test, data.y_test), train_s,
@@ -161,14 +163,23 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> N
                           opset_version=OPSET)
 
 
-def full_plan(model: nn.Module, data: Dataset, session: ort.InferenceSession, samples: int
-              ) -> list[tuple[RobustnessProperty, AttackOutcome, str]]:
-    """The first ``samples`` correct test samples, each at every radius of its data set."""
+def full_plan(model: nn.Module, data: Dataset, session: ort.InferenceSession, samples: int,
+              onnx_path: Path) -> list[tuple[RobustnessProperty, AttackOutcome, str]]:
+    """The first ``samples`` correct test samples, each at every radius of its data set
+    (``role=ladder``) and just past the radius CROWN alone certifies (``role=boundary``,
+    ``benchmarks.zoo.boundary``)."""
     chosen = correct_samples(model, data.x_test, data.y_test, samples)
+    plan = [(sample, radius, "ladder") for sample in chosen for radius in RADII[data.name]]
+    for sample in chosen:
+        centre = data.x_test[sample].double().reshape(-1).numpy()
+        radius = certified_radius(onnx_path, centre, int(data.y_test[sample]),
+                                  data.num_classes, max(RADII[data.name]))
+        plan += [(sample, r, "boundary") for r in boundary_radii(radius)
+                 if r not in RADII[data.name]]
     props = [make_property(model, data.x_test, data.y_test, sample, radius)
-             for sample in chosen for radius in RADII[data.name]]
+             for sample, radius, _ in plan]
     outcomes = attack(model, props, data.input_shape, session)
-    return [(prop, outcome, "") for prop, outcome in zip(props, outcomes)]
+    return [(prop, outcome, role) for prop, outcome, (_, _, role) in zip(props, outcomes, plan)]
 
 
 def tiny_plan(model: nn.Module, data: Dataset, session: ort.InferenceSession
