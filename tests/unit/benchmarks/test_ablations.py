@@ -28,3 +28,23 @@ def test_conflicting_answers_between_variants_are_listed():
             "none": [_row("a", "p1", "sat", 2.0), _row("a", "p2", "timeout", 9.0, "")],
             "babsr": [_row("a", "p1", "unsat", 2.0), _row("a", "p2", "sat", 1.0)]}
     assert conflicts(runs) == [("m.onnx", "p1")]
+
+
+def test_zoo_family_table_counts_fills_and_flags_conflicts(tmp_path):
+    from benchmarks.zoo.tables import conflicts, family_table, fill, read
+    rows = {"none": [("f", "p1", "unsat", 2.0), ("f", "p2", "timeout", 30.0),
+                     ("g", "p3", "sat", 1.0)],
+            "bab": [("f", "p2", "unsat", 9.0)]}
+    runs = {}
+    for name, entries in rows.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text("benchmark,onnx,vnnlib,result,time_s\n"
+                        + "".join(f"{b},m.onnx,{v},{r},{t}\n" for b, v, r, t in entries))
+        runs[name] = read(path)
+    runs["bab"] = fill(runs["bab"], runs["none"])
+    lines = family_table(runs).splitlines()
+    assert "| f | 2 | 1 / 0 / 1 (2.0) | 2 / 0 / 0 (5.5) |" in lines
+    assert "| **TOTAL** | 3 | 1 / 1 / 1 (1.5) | 2 / 1 / 0 (2.0) |" in lines
+    assert conflicts(runs) == []
+    runs["bab"][("g", "m.onnx", "p3")] = {**runs["bab"][("g", "m.onnx", "p3")], "result": "unsat"}
+    assert conflicts(runs) == [("g", "m.onnx", "p3")]
