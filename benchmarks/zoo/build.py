@@ -11,8 +11,9 @@ onnxruntime confirmed (``sat``); the others are open.  ``DIR/models.csv``,
 ``DIR/properties.csv`` and ``DIR/README.md`` record accuracies, training times and margins.
 
 Full zoo: for each model, the first ``--samples`` correctly classified test samples at every
-radius of ``RADII`` (``role=ladder``) and at 1.1 and 1.25 times the radius CROWN alone
-certifies (``role=boundary``: where branch-and-bound decides; ``benchmarks.zoo.boundary``).  ``--tiny``: the smallest member of every family with two properties
+radius of ``RADII`` (``role=ladder``) and at the radii where CROWN's worst margin is -1% and
+-5% of the clean margin (``role=boundary``: just past what bound propagation alone proves,
+where branch-and-bound decides; ``benchmarks.zoo.boundary``).  ``--tiny``: the smallest member of every family with two properties
 each, chosen by construction: the largest-margin sample of the first few at radius
 ``TINY_SAFE_RADIUS`` (``role=robust``), and the smallest radius of ``TINY_ATTACK_RADII`` at
 which PGD flips one of them by at least ``TINY_ATTACK_MARGIN`` (``role=attackable``).
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from benchmarks.threads import single_thread
-from benchmarks.zoo.boundary import boundary_radii, certified_radius
+from benchmarks.zoo.boundary import boundary_radii
 from benchmarks.zoo.data import Dataset, load_digits_dataset, load_sequence_dataset
 from benchmarks.zoo.families import FAMILIES, ModelSpec, full_specs, tiny_specs
 from benchmarks.zoo.models import parameter_count
@@ -172,9 +173,10 @@ def full_plan(model: nn.Module, data: Dataset, session: ort.InferenceSession, sa
     plan = [(sample, radius, "ladder") for sample in chosen for radius in RADII[data.name]]
     for sample in chosen:
         centre = data.x_test[sample].double().reshape(-1).numpy()
-        radius = certified_radius(onnx_path, centre, int(data.y_test[sample]),
-                                  data.num_classes, max(RADII[data.name]))
-        plan += [(sample, r, "boundary") for r in boundary_radii(radius)
+        clean = make_property(model, data.x_test, data.y_test, sample, 0.0).clean_margin
+        radii = boundary_radii(onnx_path, centre, int(data.y_test[sample]), data.num_classes,
+                               clean, max(RADII[data.name]))
+        plan += [(sample, r, "boundary") for r in dict.fromkeys(radii)
                  if r not in RADII[data.name]]
     props = [make_property(model, data.x_test, data.y_test, sample, radius)
              for sample, radius, _ in plan]
