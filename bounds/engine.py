@@ -29,7 +29,7 @@ from bounds.box import Box, input_box
 from bounds.cuts import as_cut_bounds
 from bounds.interval import intersect, node_interval
 from bounds.linear import shift_index
-from bounds.plan import Plan, make_plan
+from bounds.plan import LINEAR, Plan, make_plan
 from bounds.planes import search_planes
 from bounds.rewrite import SHIFT_BY_MAX
 from verifier.forward import prepared_constants
@@ -223,15 +223,32 @@ def _intermediate(plan: Plan, box: Box, req: _Request) -> tuple[BoundState, dict
             fixed = not req.refresh and req.interm is not None and name in req.interm
             if req.fixed is not None:
                 fixed = req.interm is not None and name in req.interm and name in req.fixed
-            if (req.method != "ibp" and name in plan.tight and name not in plan.ibp_exact
+            if (req.method != "ibp" and name in plan.tight
+                    and (name not in plan.ibp_exact or _shortcut_wanted(plan, node, name, req))
                     and not fixed and time.monotonic() < req.deadline):
-                pair, lin = _crown_rows(state, name, pair, box, req.keep_linear, req.deadline)
+                crown, lin = _crown_rows(state, name, pair, box, req.keep_linear, req.deadline)
+                if name not in plan.ibp_exact:   # an exact interval stays bit for bit IBP's
+                    pair = crown
                 if lin is not None:
                     linear[name] = lin
             pair, e = _override(req.interm, name, pair)
             empty = empty if e is None else empty | e
             state.bounds[name] = _uncross(pair)
     return state, linear, empty
+
+
+_EXACT_LINEAR_LIMIT = 1 << 22   # most elements * inputs of an exact tensor's linear bounds
+
+
+def _shortcut_wanted(plan: Plan, node, name: str, req: _Request) -> bool:
+    """An exact affine tensor (the first layer) needs no CROWN pass for its interval, but
+    BBPS wants its input-space linear bounds (``keep_linear``) as the shortcut: without them
+    its neurons are scored on their intervals alone.  Only for a split tensor computed by an
+    affine op, and only while the bounds stay small."""
+    if not req.keep_linear or name not in plan.needs_bounds or plan.kinds[node.name] != LINEAR:
+        return False
+    n_x = math.prod(plan.graph.input_shape)
+    return math.prod(plan.graph.shapes[name]) * n_x <= _EXACT_LINEAR_LIMIT
 
 
 def _interval_spec(coeffs: Tensor, lo: Tensor, up: Tensor) -> Tensor:

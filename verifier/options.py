@@ -62,7 +62,8 @@ class BranchingOptions:
     progress_interval_s: float = 1.0
     neuron_refresh: Literal["after", "fixed", "all"] = "after"   # neuron splits: which
     # intervals children recompute (after: those later than the earliest split tensor)
-    bbps_refine: int = 8                 # BBPS: candidates per domain scored by the full form
+    bbps_refine: int = 8                 # BBPS: fewest candidates per domain scored by the
+    # coupled form (more where branching.bbps.COUPLED_BUDGET allows)
     neuron_method: Literal["crown", "alpha"] = "alpha"   # bound of neuron-split children
     beta_iterations: int = 20            # neuron splits: Adam steps on the split multipliers
     beta_lr: float = 0.1
