@@ -54,7 +54,7 @@ from lut.table import (DATA_DIR, FORMAT_VERSION, MANIFEST_NAME, BranchPoints, Gr
 OBJECTIVE_VERSION = 1            # bump when the objective or the search changes
 SHIPPED = ("Sigmoid", "Tanh", "Sin", "Cos", "Cos+Sin", "Exp", "Pow2", "Pow3", "Reciprocal",
            "Sqrt", "Log", "Erf", "Softplus", "Mul@0", "Mul@1", "Atan", "Softsign", "LogSigmoid",
-           "Celu", "Mish", "GeluTanh")
+           "Celu", "Mish", "GeluTanh", "Gelu", "SiLU")
 RANGE = (-5.0, 5.0)
 POSITIVE_LOWER = 1e-3            # grid start for ops defined on x > 0 only
 STEP_1D, STEP_2D, REFINE = 0.01, 0.2, 2

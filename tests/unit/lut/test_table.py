@@ -18,7 +18,7 @@ from lut.table import (DATA_DIR, INSIDE_FRACTION, BranchPoints, Consumer, StaleT
 
 SHIPPED_AT_LEAST = ("Sigmoid", "Tanh", "Sin", "Cos", "Cos+Sin", "Exp", "Pow2", "Pow3",
                     "Reciprocal", "Mul@0", "Mul@1", "Atan", "Softsign", "LogSigmoid", "Celu",
-                    "Mish", "GeluTanh")
+                    "Mish", "GeluTanh", "Gelu", "SiLU")
 
 
 @pytest.fixture(scope="module")
