@@ -11,8 +11,8 @@ onnxruntime confirmed (``sat``); the others are open.  ``DIR/models.csv``,
 ``DIR/properties.csv`` and ``DIR/README.md`` record accuracies, training times and margins.
 
 Full zoo: for each model, the first ``--samples`` correctly classified test samples at every
-radius of ``RADII`` (``role=ladder``) and at the radii where CROWN's worst margin is -1% and
--5% of the clean margin (``role=boundary``: just past what bound propagation alone proves,
+radius of ``RADII`` (``role=ladder``) and at the radii where CROWN's worst margin is -1%, -5%
+and -25% of the clean margin (``role=boundary``: just past what bound propagation alone proves,
 where branch-and-bound decides; ``benchmarks.zoo.boundary``).  ``--tiny``: the smallest member of every family with two properties
 each, chosen by construction: the largest-margin sample of the first few at radius
 ``TINY_SAFE_RADIUS`` (``role=robust``), and the smallest radius of ``TINY_ATTACK_RADII`` at

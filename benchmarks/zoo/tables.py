@@ -1,8 +1,15 @@
 """The model-family tables: per family and configuration, verified / falsified / open counts and
 median times, from ``run-suite`` result CSVs of the same instances.
 
+    python -m benchmarks.zoo.tables --write-suite results/table_suite.csv \\
+        --properties benchmarks/zoo/generated/properties.csv
     python -m benchmarks.zoo.tables none=results/none.csv genbab=results/default.csv \\
         midpoint-babsr=results/midpoint_babsr.csv --fill-from none
+
+``--write-suite``: the instances the tables are made of, the ``role=boundary`` properties
+(just past what bound propagation alone proves, where branching decides) of every model, of
+only the first correctly classified sample for the MLPs (24 of the 29 models: all their samples
+would make the MLP families outweigh the rest five to one and the run take hours).
 
 ``--fill-from NAME``: a configuration run only on the instances ``NAME`` left open takes
 ``NAME``'s rows for the others.  That is exact for the branch-and-bound configurations against
@@ -40,6 +47,27 @@ def conflicts(runs: dict[str, dict[Key, dict]]) -> list[Key]:
     return sorted(k for k, results in seen.items() if len(results) > 1)
 
 
+def table_suite(properties: Path, timeout: float) -> list[dict]:
+    """The ``role=boundary`` rows of the zoo's ``properties.csv`` (see the module docstring)
+    as suite rows ``benchmark, onnx, vnnlib, timeout``."""
+    with open(properties, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["role"] == "boundary"]
+    first: dict[str, str] = {}
+    for row in rows:
+        first.setdefault(row["onnx"], row["sample"])
+    return [{"benchmark": r["benchmark"], "onnx": r["onnx"], "vnnlib": r["vnnlib"],
+             "timeout": f"{timeout:g}"} for r in rows
+            if "/mlp_" not in "/" + r["onnx"] or r["sample"] == first[r["onnx"]]]
+
+
+def write_suite(rows: list[dict], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["benchmark", "onnx", "vnnlib", "timeout"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def family_table(runs: dict[str, dict[Key, dict]]) -> str:
     """Markdown: a row per family, per configuration ``unsat / sat / open`` and the median
     wall time of its decided instances."""
@@ -65,9 +93,23 @@ def family_table(runs: dict[str, dict[Key, dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="NAME=RESULTS.csv, in column order")
+    parser.add_argument("runs", nargs="*", help="NAME=RESULTS.csv, in column order")
     parser.add_argument("--fill-from", help="a NAME whose rows complete the other runs")
+    parser.add_argument("--write-suite", type=Path, metavar="OUT.csv",
+                        help="write the tables' instances as a suite CSV instead")
+    parser.add_argument("--properties", type=Path,
+                        default=Path(__file__).parent / "generated" / "properties.csv",
+                        help="the zoo's properties.csv (for --write-suite)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="timeout column of --write-suite (default 30)")
     args = parser.parse_args(argv)
+    if args.write_suite:
+        rows = table_suite(args.properties, args.timeout)
+        write_suite(rows, args.write_suite)
+        print(f"{len(rows)} instances -> {args.write_suite}")
+        return 0
+    if not args.runs:
+        parser.error("give NAME=RESULTS.csv runs, or --write-suite")
     runs = {}
     for item in args.runs:
         name, _, path = item.partition("=")

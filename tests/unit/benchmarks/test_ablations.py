@@ -48,3 +48,18 @@ def test_zoo_family_table_counts_fills_and_flags_conflicts(tmp_path):
     assert conflicts(runs) == []
     runs["bab"][("g", "m.onnx", "p3")] = {**runs["bab"][("g", "m.onnx", "p3")], "result": "unsat"}
     assert conflicts(runs) == [("g", "m.onnx", "p3")]
+
+
+def test_zoo_table_suite_takes_boundary_rows_and_one_sample_per_mlp(tmp_path):
+    from benchmarks.zoo.tables import table_suite
+    head = "benchmark,onnx,vnnlib,sample,role\n"
+    body = ["zoo_sin,onnx/mlp_sin_6x100.onnx,a.vnnlib,3,boundary",
+            "zoo_sin,onnx/mlp_sin_6x100.onnx,b.vnnlib,3,ladder",
+            "zoo_sin,onnx/mlp_sin_6x100.onnx,c.vnnlib,5,boundary",
+            "zoo_lstm,onnx/lstm_h16.onnx,d.vnnlib,1,boundary",
+            "zoo_lstm,onnx/lstm_h16.onnx,e.vnnlib,2,boundary"]
+    path = tmp_path / "properties.csv"
+    path.write_text(head + "\n".join(body) + "\n")
+    rows = table_suite(path, 30.0)
+    assert [r["vnnlib"] for r in rows] == ["a.vnnlib", "d.vnnlib", "e.vnnlib"]
+    assert {r["timeout"] for r in rows} == {"30"}
