@@ -64,6 +64,8 @@ class BranchingOptions:
     # intervals children recompute (after: those later than the earliest split tensor)
     bbps_refine: int = 8                 # BBPS: fewest candidates per domain scored by the
     # coupled form (more where branching.bbps.COUPLED_BUDGET allows)
+    bbps_arbitrate: bool = True          # BBPS: where BaBSR would split another neuron, bound
+    # both picks' children by CROWN and keep the better (branching/neuron_bab.py _arbitrate)
     neuron_method: Literal["crown", "alpha"] = "alpha"   # bound of neuron-split children
     beta_iterations: int = 20            # neuron splits: Adam steps on the split multipliers
     beta_lr: float = 0.1
