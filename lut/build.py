@@ -31,7 +31,6 @@ reformatted.  The manifest also records ``source_sha256`` of ``bounds/`` for inf
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import hashlib
 import json
@@ -48,6 +47,7 @@ from torch import Tensor
 
 from bounds.ops import make_rule
 from bounds.relaxation import OpRule
+from verifier.threads import single_thread
 from lut.table import (DATA_DIR, FORMAT_VERSION, MANIFEST_NAME, BranchPoints, Grid,
                        TableError, canonical_key, key_dimension, table_file_name)
 
@@ -229,21 +229,9 @@ def _optimise(child: Tensor, grid: Grid) -> tuple[Tensor, Tensor, Tensor]:
     return torch.cat(offsets), torch.cat(best_losses), torch.cat(mid_losses)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """The build is many small elementwise kernels: one torch thread is far faster than
-    several on a shared CPU (measured 10-25x on the 2-core build machine under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def build_table(key: str, grid: Grid) -> tuple[np.ndarray, dict]:
     """Optimise one table: (offsets, flat in ``Table`` order, as int16/int32; statistics)."""
-    with _one_thread():
+    with single_thread():   # many small kernels (verifier/threads.py)
         return _build_table(canonical_key(key), grid)
 
 

@@ -34,7 +34,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from benchmarks.threads import single_thread
+from verifier.threads import single_thread
 from benchmarks.zoo.boundary import boundary_radii
 from benchmarks.zoo.data import Dataset, load_digits_dataset, load_sequence_dataset
 from benchmarks.zoo.families import FAMILIES, ModelSpec, full_specs, tiny_specs
