@@ -68,18 +68,23 @@ def write_suite(rows: list[dict], out: Path) -> None:
         writer.writerows(rows)
 
 
-def family_table(runs: dict[str, dict[Key, dict]]) -> str:
-    """Markdown: a row per family, per configuration ``unsat / sat / open`` and the median
-    wall time of its decided instances."""
+def _group(key: Key, by: str) -> str:
+    """The row a result belongs to: its family (benchmark) or its model (ONNX file stem)."""
+    return key[0] if by == "family" else Path(key[1]).stem
+
+
+def family_table(runs: dict[str, dict[Key, dict]], by: str = "family") -> str:
+    """Markdown: a row per family (``by="model"``: per model), per configuration
+    ``unsat / sat / open`` and the median wall time of its decided instances."""
     names = list(runs)
-    families = sorted({k[0] for rows in runs.values() for k in rows})
-    head = "| family | n | " + " | ".join(f"{n}: unsat / sat / open (median s)" for n in names)
+    families = sorted({_group(k, by) for rows in runs.values() for k in rows})
+    head = f"| {by} | n | " + " | ".join(f"{n}: unsat / sat / open (median s)" for n in names)
     lines = [head + " |", "|---|---|" + "---|" * len(names)]
     for family in [*families, "TOTAL"]:
         cells = []
         n = 0
         for name in names:
-            rows = [r for k, r in runs[name].items() if family in ("TOTAL", k[0])]
+            rows = [r for k, r in runs[name].items() if family in ("TOTAL", _group(k, by))]
             n = len(rows)
             unsat = sum(r["result"] == "unsat" for r in rows)
             sat = sum(r["result"] == "sat" for r in rows)
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", help="NAME=RESULTS.csv, in column order")
     parser.add_argument("--fill-from", help="a NAME whose rows complete the other runs")
+    parser.add_argument("--by", choices=("family", "model"), default="family",
+                        help="one row per family (default) or per model")
     parser.add_argument("--write-suite", type=Path, metavar="OUT.csv",
                         help="write the tables' instances as a suite CSV instead")
     parser.add_argument("--properties", type=Path,
@@ -121,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {len(rows) for rows in runs.values()}
     if len(sizes) != 1:
         parser.error(f"the runs cover different instances: {sorted(sizes)} rows")
-    print(family_table(runs))
+    print(family_table(runs, args.by))
     clashes = conflicts(runs)
     print(f"\nsat/unsat conflicts: {len(clashes)}")
     for key in clashes:

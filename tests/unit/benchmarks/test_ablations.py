@@ -45,6 +45,9 @@ def test_zoo_family_table_counts_fills_and_flags_conflicts(tmp_path):
     lines = family_table(runs).splitlines()
     assert "| f | 2 | 1 / 0 / 1 (2.0) | 2 / 0 / 0 (5.5) |" in lines
     assert "| **TOTAL** | 3 | 1 / 1 / 1 (1.5) | 2 / 1 / 0 (2.0) |" in lines
+    by_model = family_table(runs, by="model").splitlines()
+    assert by_model[0].startswith("| model | n |")
+    assert "| m | 3 | 1 / 1 / 1 (1.5) | 2 / 1 / 0 (2.0) |" in by_model
     assert conflicts(runs) == []
     runs["bab"][("g", "m.onnx", "p3")] = {**runs["bab"][("g", "m.onnx", "p3")], "result": "unsat"}
     assert conflicts(runs) == [("g", "m.onnx", "p3")]
