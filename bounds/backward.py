@@ -19,8 +19,9 @@ from torch import Tensor
 
 from bounds.cuts import stop_early
 from bounds.interval import product_operands
-from bounds.linear import constant_part, linear_adjoint, unbroadcast
+from bounds.linear import linear_adjoint, unbroadcast
 from bounds.plan import LINEAR, MATMUL, UNARY, Plan
+from bounds.steps import bias_sum, linear_step
 from verifier.graph import Node
 
 Pair = tuple[Tensor, Tensor]
@@ -86,18 +87,6 @@ def _per_row(t: Tensor, coeffs: Tensor) -> Tensor:
     return t.unsqueeze(1) if t.dim() < coeffs.dim() else t
 
 
-def _bias(pos: Tensor, lo_bias: Tensor, neg: Tensor, up_bias: Tensor) -> Tensor:
-    """Sum of ``pos * lo_bias + neg * up_bias`` over all but (batch, rows), 0 * inf = 0."""
-    dims = tuple(range(2, pos.dim()))
-    finite = bool(torch.isfinite(lo_bias).all()) and bool(torch.isfinite(up_bias).all())
-    if finite:
-        term = pos * lo_bias + neg * up_bias
-    else:
-        term = (torch.where(pos == 0, 0.0, pos * lo_bias)
-                + torch.where(neg == 0, 0.0, neg * up_bias))
-    return term.sum(dim=dims) if dims else term
-
-
 def _picked_bias(coeffs: Tensor, positive: Tensor, lo_bias: Tensor, up_bias: Tensor) -> Tensor:
     """``_bias`` of the clamped parts of ``coeffs`` (``positive``: ``coeffs >= 0``) in fewer
     passes over the (batch, rows, ...) tensors: each coefficient picks its line's bias."""
@@ -160,29 +149,8 @@ def _matmul_planes(pos: Tensor, neg: Tensor, rel) -> tuple[Tensor, Tensor, Tenso
     lo_b, up_b = flat(rel.lower_bias).sum(dim=-2), flat(rel.upper_bias).sum(dim=-2)
     if not per_row:
         lo_b, up_b = lo_b.unsqueeze(1), up_b.unsqueeze(1)
-    bias = _bias(p, lo_b, q, up_b)
+    bias = bias_sum(p, lo_b, q, up_b)
     return (cx.reshape(batch, rows, *lead, m, k), cy.reshape(batch, rows, *lead, k, n), bias)
-
-
-def _offsets(state: BoundState, node: Node, like: Tensor) -> list:
-    cached = state.offsets.get(node.name)
-    if cached is None:
-        plan = state.plan
-        cached = constant_part(node, plan.graph.shapes, plan.perturbed, state.consts, like)
-        state.offsets[node.name] = cached
-    return cached
-
-
-def _linear_step(state: BoundState, node: Node, outs: list) -> tuple[dict[str, Tensor], Tensor | None]:
-    plan = state.plan
-    aux = state.aux.get(node.name)
-    result = linear_adjoint(node, outs, plan.graph.shapes, plan.perturbed, state.consts, aux)
-    bias = None
-    for c, offset in zip(outs, _offsets(state, node, next(o for o in outs if o is not None))):
-        if c is not None and offset is not None:
-            term = (c * offset).flatten(2).sum(-1)
-            bias = term if bias is None else bias + term
-    return result, bias
 
 
 def backward(state: BoundState, start: str, coeffs: Tensor,
@@ -214,14 +182,15 @@ def backward(state: BoundState, start: str, coeffs: Tensor,
     for node in reversed(order[:last + 1]):
         outs = [pending.pop(o, None) for o in node.outputs]
         if cuts and state.scalar_cuts and outs[0] is not None:
-            outs, bias = stop_early(state, node.outputs[0], start, outs, bias, pending)
+            outs, bias = stop_early(state, node.outputs[0], start, outs, bias, pending,
+                                    backward)
         if split_terms:
             outs, bias = _add_split_terms(node, outs, bias, split_terms)
         if all(o is None for o in outs):
             continue
         kind = plan.kinds[node.name]
         if kind == LINEAR:
-            pushed, extra = _linear_step(state, node, outs)
+            pushed, extra = linear_step(state, node, outs)
         else:
             if record is not None and outs[0] is not None:
                 record[node.outputs[0]] = outs[0].detach()

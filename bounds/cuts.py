@@ -22,29 +22,35 @@ of the final bound stop at three scalars instead of each passing through the con
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
 from bounds.plan import LINEAR
+from bounds.steps import bias_sum, linear_step
+
+Backward = Callable[..., tuple[Tensor, Tensor]]   # bounds.backward.backward
 
 _CUT_ROWS = 2   # a cut's own linear bounds take a pass of 2 rows: worth it for more rows
 # (or once they are known)
 
 
 def stop_early(state, name: str, start: str, outs: list, bias: Tensor,
-               pending: dict[str, Tensor]) -> tuple[list, Tensor]:
+               pending: dict[str, Tensor], backward: Backward) -> tuple[list, Tensor]:
     """At the node making ``name`` (whose coefficients ``outs[0]`` are complete): replace
     the pass behind it if it is a cut-affine tensor or a scalar cut (not the pass's own
-    start).  Returns the node's remaining coefficients and the bias."""
+    start).  Returns the node's remaining coefficients and the bias.  ``backward``: the
+    pass itself (``bounds.backward.backward``), for the cuts' own linear bounds."""
     plan = state.plan
     rows = outs[0].shape[1]
     if name in plan.cut_affine and rows > _CUT_ROWS * _missing(state, name, outs[0]):
-        bias = _jump(state, name, outs[0], bias, pending)
+        bias = _jump(state, name, outs[0], bias, pending, backward)
     elif name in plan.scalar_cuts and name != start:
         known = state.cut_bounds.get(name)
         if known is None and rows <= _CUT_ROWS:
             return outs, bias
-        bias = _substitute(state, [name], outs[0].flatten(2), bias, pending)
+        bias = _substitute(state, [name], outs[0].flatten(2), bias, pending, backward)
     else:
         return outs, bias
     return [None] + list(outs[1:]), bias
@@ -55,14 +61,13 @@ def _missing(state, name: str, like: Tensor) -> int:
     return sum(1 for cut in _jacobian(state, name, like)[1] if cut not in state.cut_bounds)
 
 
-def cut_bounds(state, name: str, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def cut_bounds(state, name: str, like: Tensor,
+               backward: Backward) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The scalar cut's input-space linear bounds ``(lower_coeffs (B, 1, n), lower_bias
     (B, 1), upper_coeffs, upper_bias)``, computed on first need.  ``like``: any tensor of
     the pass's batch size and dtype."""
     known = state.cut_bounds.get(name)
     if known is None:
-        from bounds.backward import backward
-
         shape = state.plan.graph.shapes[name]
         batch = like.shape[0]
         unit = like.new_tensor([1.0, -1.0]).reshape(1, 2, *shape).expand(batch, 2, *shape)
@@ -78,12 +83,10 @@ def as_cut_bounds(x: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]
 
 
 def _substitute(state, names: list[str], weights: Tensor, bias: Tensor,
-                pending: dict[str, Tensor]) -> Tensor:
+                pending: dict[str, Tensor], backward: Backward) -> Tensor:
     """Add ``weights (B, R, K)`` on the scalar cuts ``names`` to the input's coefficients via
     the cuts' linear bounds (lower for positive weights, upper for negative ones)."""
-    from bounds.backward import _bias
-
-    known = [cut_bounds(state, name, bias) for name in names]
+    known = [cut_bounds(state, name, bias, backward) for name in names]
     low, low_b, up, up_b = (torch.cat([k[i] for k in known], dim=1) for i in range(4))
     pos, neg = weights.clamp(min=0), weights.clamp(max=0)
     batch, count = bias.shape[0], len(names)
@@ -97,10 +100,11 @@ def _substitute(state, names: list[str], weights: Tensor, bias: Tensor,
             term = pos[:, :, k:k + 1] * low[:, k:k + 1] + neg[:, :, k:k + 1] * up[:, k:k + 1]
             x = term if x is None else x + term
     _add_input(state, pending, x, batch)
-    return bias + _bias(pos, low_b.unsqueeze(1), neg, up_b.unsqueeze(1))
+    return bias + bias_sum(pos, low_b.unsqueeze(1), neg, up_b.unsqueeze(1))
 
 
-def _jump(state, name: str, coeff: Tensor, bias: Tensor, pending: dict[str, Tensor]) -> Tensor:
+def _jump(state, name: str, coeff: Tensor, bias: Tensor, pending: dict[str, Tensor],
+          backward: Backward) -> Tensor:
     """Replace the linear ops behind the cut-affine tensor ``name`` by its Jacobian."""
     on_input, cuts, on_cuts, offset = _jacobian(state, name, coeff)
     c = coeff.flatten(2)                                                       # (B, R, size)
@@ -109,7 +113,7 @@ def _jump(state, name: str, coeff: Tensor, bias: Tensor, pending: dict[str, Tens
     _add_input(state, pending, torch.matmul(c, on_input), bias.shape[0])
     bias = bias + torch.matmul(c, offset)
     if cuts:
-        bias = _substitute(state, list(cuts), torch.matmul(c, on_cuts), bias, pending)
+        bias = _substitute(state, list(cuts), torch.matmul(c, on_cuts), bias, pending, backward)
     return bias
 
 
@@ -123,8 +127,6 @@ def _jacobian(state, name: str, like: Tensor) -> tuple[Tensor, tuple[str, ...], 
     """``name = on_input @ x + on_cuts @ cuts + offset``, elementwise (flat): ``(on_input
     (size, n), cuts, on_cuts (size, K), offset (size,))``, from a pass of the identity
     through the linear ops behind ``name`` (cached per graph, dtype and device)."""
-    from bounds.backward import _linear_step
-
     plan = state.plan
     key = (name, like.dtype, like.device)
     cached = plan.jacobians.get(key)
@@ -146,7 +148,7 @@ def _jacobian(state, name: str, like: Tensor) -> tuple[Tensor, tuple[str, ...], 
             continue
         if plan.kinds[node.name] != LINEAR:
             raise AssertionError(f"{name} is not cut-affine: {node.name} is nonlinear")
-        pushed, extra = _linear_step(state, node, outs)
+        pushed, extra = linear_step(state, node, outs)
         if extra is not None:
             offset = offset + extra
         for tensor, c in pushed.items():
