@@ -26,30 +26,20 @@ What later stages see (the normalised IR; ``verifier.forward.FORWARD`` evaluates
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 from google.protobuf.message import DecodeError
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from verifier.errors import ModelError, UnsupportedOpError
-from verifier.forward import FORWARD
-from verifier.graph import Graph, Node
+from verifier.graph import Graph
+from verifier.onnx_builder import Builder, Src, tensor_to_torch
 from verifier.onnx_fold import fold_node
 from verifier.onnx_normalise import NORMALISERS
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
-DTYPE_NAMES = {
-    onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64",
-    onnx.TensorProto.FLOAT16: "float32", onnx.TensorProto.INT64: "int64",
-    onnx.TensorProto.INT32: "int32", onnx.TensorProto.INT16: "int16",
-    onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8",
-    onnx.TensorProto.BOOL: "bool", onnx.TensorProto.UINT16: "int64",
-    onnx.TensorProto.UINT32: "int64", onnx.TensorProto.UINT64: "int64",
-}
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -81,19 +71,6 @@ def _read(model: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str | N
         raise ModelError(where, "cannot be read as an ONNX model: it holds no graph nodes "
                                 "(empty, truncated or not an ONNX file)")
     return proto, where
-
-
-def tensor_to_torch(proto: onnx.TensorProto, where: str | None = None) -> torch.Tensor:
-    """An ONNX tensor as a torch tensor (float16 widened to float32, unsigned to int64)."""
-    if proto.data_type not in DTYPE_NAMES:
-        raise ModelError(where, f"tensor {proto.name!r} has an unsupported element type "
-                                f"{onnx.TensorProto.DataType.Name(proto.data_type)}")
-    array = numpy_helper.to_array(proto)
-    if array.dtype == np.float16:
-        array = array.astype(np.float32)
-    elif array.dtype in (np.uint16, np.uint32, np.uint64):
-        array = array.astype(np.int64)
-    return torch.from_numpy(np.array(array, copy=True))
 
 
 def _default_opset(proto: onnx.ModelProto) -> int:
@@ -186,146 +163,7 @@ def _constant_value(node: onnx.NodeProto, where: str | None) -> torch.Tensor:
     raise ModelError(where, f"Constant node {node.name!r} has no supported value attribute")
 
 
-# -- the builder ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Src:
-    """One ONNX node, inputs resolved through aliases, attributes as Python values."""
-
-    name: str
-    op_type: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    attrs: dict
-
-    def attr(self, key: str, default: object = None) -> object:
-        value = self.attrs.get(key, default)
-        return value.decode() if isinstance(value, bytes) else value
-
-    def input(self, i: int) -> str:
-        return self.inputs[i] if i < len(self.inputs) else ""
-
-
-class _Builder:
-    """Accumulates constants, aliases, shapes and perturbed nodes while the ONNX nodes are
-    visited in topological order.  Perturbed nodes are also run once on a zero input of batch
-    one (``probe``) to learn their static shapes."""
-
-    def __init__(self, where: str | None, opset: int, constants: dict[str, torch.Tensor],
-                 input_name: str, input_shape: tuple[int, ...], taken_names: set[str],
-                 input_dtype: torch.dtype = torch.float32):
-        self.where = where
-        self.opset = opset
-        self.constants = dict(constants)
-        self.shapes = {name: tuple(t.shape) for name, t in constants.items()}
-        self.shapes[input_name] = input_shape
-        self.aliases: dict[str, str] = {}
-        self.nodes: list[Node] = []
-        self.probe = {input_name: torch.zeros((1, *input_shape), dtype=input_dtype)}
-        self.taken = set(taken_names)
-        self.counter = 0
-        # ONNX op label -> node names we cannot load; their outputs (and everything computed
-        # from them) are "poisoned", so that every unsupported op is reported at once
-        self.unsupported: dict[str, list[str]] = {}
-        self.poisoned: set[str] = set()
-
-    # names, values and shapes
-    def resolve(self, name: str) -> str:
-        while name in self.aliases:
-            name = self.aliases[name]
-        return name
-
-    def unique_name(self, op_type: str) -> str:
-        while True:
-            self.counter += 1
-            name = f"{op_type}_{self.counter}"
-            if name not in self.taken:
-                self.taken.add(name)
-                return name
-
-    def is_const(self, name: str) -> bool:
-        return name in self.constants
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return self.shapes[name]
-
-    def const(self, src: _Src, i: int, what: str) -> torch.Tensor | None:
-        """The constant value of input ``i`` (None when omitted); an error if input-dependent."""
-        name = src.input(i)
-        if not name:
-            return None
-        if name not in self.constants:
-            raise self.error(src, f"its {what} input {name!r} depends on the network input; "
-                                  "genbab needs it to be a constant")
-        return self.constants[name]
-
-    def error(self, src: _Src, problem: str) -> ModelError:
-        return ModelError(self.where, f"node {src.name!r} ({src.op_type}): {problem}")
-
-    def alias(self, output: str, source: str) -> None:
-        self.aliases[output] = source
-
-    def set_constant(self, name: str, value: torch.Tensor) -> None:
-        self.constants[name] = value
-        self.shapes[name] = tuple(value.shape)
-
-    # emitting nodes
-    def emit(self, op_type: str, inputs: list[str] | tuple[str, ...], outputs: list[str] | tuple[str, ...],
-             name: str, **attrs: object) -> None:
-        node = Node(name, op_type, tuple(inputs), tuple(outputs), attrs)
-        present = [n for n in node.inputs if n]
-        if all(n in self.constants for n in present):
-            args = [self.constants[n] if n else None for n in node.inputs]
-            values = FORWARD[op_type](node, args, [False] * len(args))
-            for out, value in zip(node.outputs, values):
-                self.set_constant(out, value.contiguous())
-            return
-        args, batched = [], []
-        for n in node.inputs:
-            batched.append(n in self.probe)
-            args.append(self.probe[n] if n in self.probe else self.constants.get(n))
-        values = FORWARD[op_type](node, args, batched)
-        for out, value in zip(node.outputs, values):
-            self.probe[out] = value
-            self.shapes[out] = tuple(value.shape[1:])
-        self.nodes.append(node)
-
-    def const_tensor(self, base: str, value: torch.Tensor) -> str:
-        """Register a new constant named after ``base``; returns its name."""
-        name, k = f"{base}/const", 0
-        while name in self.constants or name in self.shapes:
-            k += 1
-            name = f"{base}/const{k}"
-        self.set_constant(name, value)
-        return name
-
-    def finish(self, input_name: str, output_name: str, onnx_output_shape: tuple[int, ...],
-               source: str | None) -> Graph:
-        output = self.resolve(output_name)
-        if output not in self.probe:
-            raise ModelError(self.where, f"the output {output_name!r} does not depend on the input")
-        nodes = _live_nodes(self.nodes, output)
-        used = {n for node in nodes for n in node.inputs}
-        constants = {n: t for n, t in self.constants.items() if n in used}
-        names = used | {n for node in nodes for n in node.outputs} | {input_name}
-        shapes = {n: s for n, s in self.shapes.items() if n in names}
-        return Graph(input_name=input_name, output_name=output, nodes=tuple(nodes),
-                     constants=constants, shapes=shapes, source=source,
-                     onnx_input_shape=self.shapes[input_name],
-                     onnx_output_shape=onnx_output_shape)
-
-
-def _live_nodes(nodes: list[Node], output: str) -> list[Node]:
-    """Drop nodes that do not contribute to the output."""
-    needed = {output}
-    live = []
-    for node in reversed(nodes):
-        if needed.intersection(node.outputs):
-            live.append(node)
-            needed.update(node.inputs)
-    return live[::-1]
-
-
-def _norm_constant(b: _Builder, s: _Src, node: onnx.NodeProto) -> None:
+def _norm_constant(b: Builder, s: Src, node: onnx.NodeProto) -> None:
     b.set_constant(s.outputs[0], _constant_value(node, b.where))
 
 
@@ -357,7 +195,7 @@ def load_model(model: str | Path | onnx.ModelProto) -> Graph:
     taken = {node.name for node in g.node if node.name}
     input_dtype = (torch.float64 if inputs[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
                    else torch.float32)
-    builder = _Builder(where, _default_opset(proto), initializers, input_name, input_shape, taken,
+    builder = Builder(where, _default_opset(proto), initializers, input_name, input_shape, taken,
                        input_dtype)
     for node in ordered:
         _visit(builder, node)
@@ -373,12 +211,12 @@ def load_model(model: str | Path | onnx.ModelProto) -> Graph:
     return builder.finish(input_name, output, onnx_output_shape, where)
 
 
-def _visit(b: _Builder, node: onnx.NodeProto) -> None:
+def _visit(b: Builder, node: onnx.NodeProto) -> None:
     """Normalise one ONNX node.  A node of an op type with no normaliser is folded when all
     its inputs are constants (``verifier.onnx_fold``) and recorded as unsupported otherwise."""
     name = node.name or b.unique_name(node.op_type)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    src = _Src(name, node.op_type, tuple(b.resolve(n) if n else "" for n in node.input),
+    src = Src(name, node.op_type, tuple(b.resolve(n) if n else "" for n in node.input),
                tuple(node.output), attrs)
     standard = node.domain in ("", "ai.onnx")
     label = node.op_type if standard else f"{node.domain}.{node.op_type}"

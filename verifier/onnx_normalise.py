@@ -4,15 +4,13 @@ inputs are resolved and either folds it into a constant or emits normalised node
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
+from verifier.onnx_builder import DTYPE_NAMES, Builder, Src, tensor_to_torch
 from verifier.onnx_recurrent import RECURRENT_NORMALISERS
-
-if TYPE_CHECKING:
-    from verifier.onnx_loader import _Builder, _Src
 
 
 # -- normalisers ----------------------------------------------------------------------------
@@ -24,19 +22,19 @@ def _ints(t: torch.Tensor | None) -> tuple[int, ...]:
     return () if t is None else tuple(int(v) for v in t.reshape(-1).tolist())
 
 
-def _same(b: _Builder, s: _Src, op_type: str | None = None, **attrs: object) -> None:
+def _same(b: Builder, s: Src, op_type: str | None = None, **attrs: object) -> None:
     b.emit(op_type or s.op_type, s.inputs, s.outputs[:1], s.name, **attrs)
 
 
-def _alias(b: _Builder, s: _Src) -> None:
+def _alias(b: Builder, s: Src) -> None:
     b.alias(s.outputs[0], s.inputs[0])
 
 
-def _reshape_to(b: _Builder, s: _Src, shape: tuple[int, ...]) -> None:
+def _reshape_to(b: Builder, s: Src, shape: tuple[int, ...]) -> None:
     b.emit("Reshape", [s.inputs[0]], s.outputs[:1], s.name, shape=tuple(shape))
 
 
-def _norm_reshape(b: _Builder, s: _Src) -> None:
+def _norm_reshape(b: Builder, s: Src) -> None:
     src_shape = b.shape(s.inputs[0])
     target = list(_ints(b.const(s, 1, "shape")))
     if not s.attr("allowzero", 0):
@@ -49,20 +47,20 @@ def _norm_reshape(b: _Builder, s: _Src) -> None:
     _reshape_to(b, s, tuple(target))
 
 
-def _norm_flatten(b: _Builder, s: _Src) -> None:
+def _norm_flatten(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     axis = _axis(int(s.attr("axis", 1)), len(shape))
     _reshape_to(b, s, (math.prod(shape[:axis]), math.prod(shape[axis:])))
 
 
-def _norm_squeeze(b: _Builder, s: _Src) -> None:
+def _norm_squeeze(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     axes = s.attr("axes") if b.opset < 13 else _ints(b.const(s, 1, "axes"))
     axes = {_axis(a, len(shape)) for a in axes or [i for i, d in enumerate(shape) if d == 1]}
     _reshape_to(b, s, tuple(d for i, d in enumerate(shape) if i not in axes))
 
 
-def _norm_unsqueeze(b: _Builder, s: _Src) -> None:
+def _norm_unsqueeze(b: Builder, s: Src) -> None:
     shape = list(b.shape(s.inputs[0]))
     axes = s.attr("axes") if b.opset < 13 else _ints(b.const(s, 1, "axes"))
     rank = len(shape) + len(axes)
@@ -73,19 +71,17 @@ def _norm_unsqueeze(b: _Builder, s: _Src) -> None:
 
 
 
-def _norm_shape(b: _Builder, s: _Src) -> None:
+def _norm_shape(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     start, end = int(s.attr("start", 0)), s.attr("end")
     b.set_constant(s.outputs[0], torch.tensor(shape[start:end], dtype=torch.int64))
 
 
-def _norm_size(b: _Builder, s: _Src) -> None:
+def _norm_size(b: Builder, s: Src) -> None:
     b.set_constant(s.outputs[0], torch.tensor(math.prod(b.shape(s.inputs[0])), dtype=torch.int64))
 
 
-def _norm_constant_of_shape(b: _Builder, s: _Src) -> None:
-    from verifier.onnx_loader import tensor_to_torch
-
+def _norm_constant_of_shape(b: Builder, s: Src) -> None:
     b.const(s, 0, "shape")
     value = s.attrs.get("value")
     tensor = tensor_to_torch(value, b.where) if value is not None else torch.zeros(1)
@@ -94,9 +90,7 @@ def _norm_constant_of_shape(b: _Builder, s: _Src) -> None:
            value=tensor.reshape(-1)[0].item(), dtype=dtype)
 
 
-def _norm_cast(b: _Builder, s: _Src) -> None:
-    from verifier.onnx_loader import DTYPE_NAMES
-
+def _norm_cast(b: Builder, s: Src) -> None:
     to = DTYPE_NAMES.get(int(s.attr("to")))
     if to is None:
         raise b.error(s, f"cast to unsupported type {s.attr('to')}")
@@ -111,7 +105,7 @@ def _norm_cast(b: _Builder, s: _Src) -> None:
     _same(b, s, to=to)
 
 
-def _norm_prelu(b: _Builder, s: _Src) -> None:
+def _norm_prelu(b: Builder, s: Src) -> None:
     """``PRelu(x, s) = s x + (1 - s) Relu(x)`` (exact for any slope): one shared slope is a
     LeakyRelu; a slope per channel becomes a Relu whose two linear terms carry it."""
     slope = b.const(s, 1, "slope")
@@ -127,7 +121,7 @@ def _norm_prelu(b: _Builder, s: _Src) -> None:
     b.emit("Add", [linear, rest], [out], s.name)
 
 
-def _norm_gemm(b: _Builder, s: _Src) -> None:
+def _norm_gemm(b: Builder, s: Src) -> None:
     a_name, b_name, c_name = s.input(0), s.input(1), s.input(2)
     alpha, beta = float(s.attr("alpha", 1.0)), float(s.attr("beta", 1.0))
     if s.attr("transA", 0):
@@ -147,7 +141,7 @@ def _norm_gemm(b: _Builder, s: _Src) -> None:
     _general_gemm(b, s, a_name, b_name, alpha, beta, bias)
 
 
-def _general_gemm(b: _Builder, s: _Src, a_name: str, b_name: str, alpha: float, beta: float,
+def _general_gemm(b: Builder, s: Src, a_name: str, b_name: str, alpha: float, beta: float,
                   bias: str | None) -> None:
     """``alpha * (A @ B) + beta * C`` as MatMul, then Mul by alpha, then Add of the bias."""
     out, c_name = s.outputs[0], s.input(2)
@@ -167,13 +161,13 @@ def _general_gemm(b: _Builder, s: _Src, a_name: str, b_name: str, alpha: float, 
         b.emit("Add", [product, c_term], [out], s.name)
 
 
-def _transposed(b: _Builder, s: _Src, name: str, role: str) -> str:
+def _transposed(b: Builder, s: Src, name: str, role: str) -> str:
     out = f"{s.outputs[0]}/{role}"
     b.emit("Transpose", [name], [out], f"{s.name}/{role}", perm=(1, 0))
     return out
 
 
-def _norm_batchnorm(b: _Builder, s: _Src) -> None:
+def _norm_batchnorm(b: Builder, s: Src) -> None:
     if s.attr("training_mode", 0):
         raise b.error(s, "training-mode BatchNormalization is not supported")
     scale, bias, mean, var = (b.const(s, i, w).double() for i, w in
@@ -190,14 +184,14 @@ def _norm_batchnorm(b: _Builder, s: _Src) -> None:
     b.emit("Add", [mid, shift_name], s.outputs[:1], s.name)
 
 
-def _norm_mul(b: _Builder, s: _Src) -> None:
+def _norm_mul(b: Builder, s: Src) -> None:
     if s.inputs[0] == s.inputs[1] and not b.is_const(s.inputs[0]):
         b.emit("Pow", [s.inputs[0]], s.outputs[:1], s.name, exponent=2.0)
     else:
         _same(b, s)
 
 
-def _norm_pow(b: _Builder, s: _Src) -> None:
+def _norm_pow(b: Builder, s: Src) -> None:
     base, exponent = s.inputs[0], s.inputs[1]
     if b.is_const(exponent) and not b.is_const(base):
         e = b.constants[exponent]
@@ -213,7 +207,7 @@ def _broadcast(a: tuple[int, ...], c: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(np.broadcast_shapes(a, c))
 
 
-def _norm_sum(b: _Builder, s: _Src) -> None:
+def _norm_sum(b: Builder, s: Src) -> None:
     if len(s.inputs) == 1:
         _alias(b, s)
         return
@@ -225,14 +219,14 @@ def _norm_sum(b: _Builder, s: _Src) -> None:
         prev = out
 
 
-def _norm_variadic(b: _Builder, s: _Src) -> None:
+def _norm_variadic(b: Builder, s: Src) -> None:
     if len(s.inputs) == 1:
         _alias(b, s)
     else:
         _same(b, s)
 
 
-def _norm_clip(b: _Builder, s: _Src) -> None:
+def _norm_clip(b: Builder, s: Src) -> None:
     if b.opset < 11:
         low, high = s.attr("min"), s.attr("max")
     else:
@@ -246,7 +240,7 @@ def _norm_clip(b: _Builder, s: _Src) -> None:
            min=None if low is None else float(low), max=None if high is None else float(high))
 
 
-def _norm_softmax(b: _Builder, s: _Src) -> None:
+def _norm_softmax(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     rank = len(shape)
     axis = _axis(int(s.attr("axis", 1 if b.opset < 13 else -1)), rank)
@@ -260,24 +254,24 @@ def _norm_softmax(b: _Builder, s: _Src) -> None:
     b.emit("Reshape", [soft], s.outputs[:1], s.name, shape=tuple(shape))
 
 
-def _norm_axis(b: _Builder, s: _Src, default: int = 0) -> None:
+def _norm_axis(b: Builder, s: Src, default: int = 0) -> None:
     axis = _axis(int(s.attr("axis", default)), len(b.shape(s.inputs[0])))
     _same(b, s, axis=axis)
 
 
-def _norm_gather(b: _Builder, s: _Src) -> None:
+def _norm_gather(b: Builder, s: Src) -> None:
     if not b.is_const(s.inputs[1]):
         raise b.error(s, "input-dependent indices are not supported")
     _norm_axis(b, s)
 
 
-def _norm_transpose(b: _Builder, s: _Src) -> None:
+def _norm_transpose(b: Builder, s: Src) -> None:
     rank = len(b.shape(s.inputs[0]))
     perm = s.attr("perm") or list(reversed(range(rank)))
     _same(b, s, perm=tuple(int(p) for p in perm))
 
 
-def _norm_reduce(b: _Builder, s: _Src) -> None:
+def _norm_reduce(b: Builder, s: Src) -> None:
     rank = len(b.shape(s.inputs[0]))
     axes_in_input = s.op_type == "ReduceSum" and b.opset >= 13 or b.opset >= 18
     axes = _ints(b.const(s, 1, "axes")) if axes_in_input else tuple(s.attr("axes") or ())
@@ -290,13 +284,13 @@ def _norm_reduce(b: _Builder, s: _Src) -> None:
            axes=tuple(sorted(_axis(a, rank) for a in axes)), keepdims=int(s.attr("keepdims", 1)))
 
 
-def _norm_global_pool(b: _Builder, s: _Src) -> None:
+def _norm_global_pool(b: Builder, s: Src) -> None:
     rank = len(b.shape(s.inputs[0]))
     op = "ReduceMean" if s.op_type == "GlobalAveragePool" else "ReduceMax"
     b.emit(op, [s.inputs[0]], s.outputs[:1], s.name, axes=tuple(range(2, rank)), keepdims=1)
 
 
-def _norm_slice(b: _Builder, s: _Src) -> None:
+def _norm_slice(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     if b.opset < 10:
         starts, ends = tuple(s.attr("starts")), tuple(s.attr("ends"))
@@ -322,7 +316,7 @@ def _norm_slice(b: _Builder, s: _Src) -> None:
            steps=tuple(resolved[a][2] for a in ordered))
 
 
-def _norm_split(b: _Builder, s: _Src) -> None:
+def _norm_split(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     axis = _axis(int(s.attr("axis", 0)), len(shape))
     split = s.attr("split") if b.opset < 13 else _ints(b.const(s, 1, "split"))
@@ -334,21 +328,21 @@ def _norm_split(b: _Builder, s: _Src) -> None:
            split=tuple(int(v) for v in split))
 
 
-def _norm_concat(b: _Builder, s: _Src) -> None:
+def _norm_concat(b: Builder, s: Src) -> None:
     rank = len(b.shape(s.inputs[0]))
     b.emit("Concat", s.inputs, s.outputs[:1], s.name, axis=_axis(int(s.attr("axis")), rank))
 
 
-def _norm_expand(b: _Builder, s: _Src) -> None:
+def _norm_expand(b: Builder, s: Src) -> None:
     target = _broadcast(b.shape(s.inputs[0]), _ints(b.const(s, 1, "shape")))
     b.emit("Expand", [s.inputs[0]], s.outputs[:1], s.name, shape=target)
 
 
-def _norm_tile(b: _Builder, s: _Src) -> None:
+def _norm_tile(b: Builder, s: Src) -> None:
     b.emit("Tile", [s.inputs[0]], s.outputs[:1], s.name, repeats=_ints(b.const(s, 1, "repeats")))
 
 
-def _norm_pad(b: _Builder, s: _Src) -> None:
+def _norm_pad(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     rank = len(shape)
     if b.opset < 11:
@@ -371,7 +365,7 @@ def _norm_pad(b: _Builder, s: _Src) -> None:
            mode=mode, value=value)
 
 
-def _norm_resize(b: _Builder, s: _Src) -> None:
+def _norm_resize(b: Builder, s: Src) -> None:
     shape = b.shape(s.inputs[0])
     mode = s.attr("mode", "nearest")
     if mode != "nearest":
@@ -399,7 +393,7 @@ def _ints_or_floats(t: torch.Tensor | None) -> tuple[float, ...]:
     return () if t is None else tuple(float(v) for v in t.reshape(-1).tolist())
 
 
-def _spatial_pads(b: _Builder, s: _Src, kernel: tuple[int, ...], strides: tuple[int, ...],
+def _spatial_pads(b: Builder, s: Src, kernel: tuple[int, ...], strides: tuple[int, ...],
                   dilations: tuple[int, ...]) -> tuple[int, ...]:
     """Explicit ONNX pads (begin..., end...), ``auto_pad`` resolved."""
     n = len(kernel)
@@ -419,7 +413,7 @@ def _spatial_pads(b: _Builder, s: _Src, kernel: tuple[int, ...], strides: tuple[
     return tuple(begin + end)
 
 
-def _norm_conv(b: _Builder, s: _Src) -> None:
+def _norm_conv(b: Builder, s: Src) -> None:
     w = b.const(s, 1, "weight")
     b.const(s, 2, "bias")
     n = w.dim() - 2
@@ -436,7 +430,7 @@ def _norm_conv(b: _Builder, s: _Src) -> None:
     _same(b, s, **attrs)
 
 
-def _transpose_pads(b: _Builder, s: _Src, attrs: dict) -> tuple[int, ...]:
+def _transpose_pads(b: Builder, s: Src, attrs: dict) -> tuple[int, ...]:
     output_shape = s.attr("output_shape")
     auto = s.attr("auto_pad", "NOTSET")
     n = len(attrs["kernel_shape"])
@@ -456,7 +450,7 @@ def _transpose_pads(b: _Builder, s: _Src, attrs: dict) -> tuple[int, ...]:
     return tuple(begin + end)
 
 
-def _norm_pool(b: _Builder, s: _Src) -> None:
+def _norm_pool(b: Builder, s: Src) -> None:
     if len(s.outputs) > 1 and s.outputs[1]:
         raise b.error(s, "MaxPool's indices output is not supported")
     kernel = tuple(s.attr("kernel_shape"))
@@ -473,7 +467,7 @@ def _norm_pool(b: _Builder, s: _Src) -> None:
     _same(b, s, **attrs)
 
 
-def _norm_layer_norm(b: _Builder, s: _Src) -> None:
+def _norm_layer_norm(b: Builder, s: Src) -> None:
     if any(s.outputs[1:]):
         raise b.error(s, "the Mean/InvStdDev outputs are not supported")
     b.const(s, 1, "scale")
@@ -483,14 +477,14 @@ def _norm_layer_norm(b: _Builder, s: _Src) -> None:
            axis=_axis(int(s.attr("axis", -1)), rank), epsilon=float(s.attr("epsilon", 1e-5)))
 
 
-def _with_defaults(**defaults: object) -> Callable[[_Builder, _Src], None]:
-    def normalise(b: _Builder, s: _Src) -> None:
+def _with_defaults(**defaults: object) -> Callable[[Builder, Src], None]:
+    def normalise(b: Builder, s: Src) -> None:
         attrs = {k: type(v)(s.attr(k, v)) for k, v in defaults.items()}
         _same(b, s, **attrs)
     return normalise
 
 
-def _norm_range(b: _Builder, s: _Src) -> None:
+def _norm_range(b: Builder, s: Src) -> None:
     for i, what in enumerate(("start", "limit", "delta")):
         b.const(s, i, what)
     _same(b, s)
@@ -501,7 +495,7 @@ _PLAIN = ["Add", "Sub", "Div", "MatMul", "Equal", "Less", "LessOrEqual", "Greate
           "Sin", "Cos", "Exp", "Log", "Sqrt", "Reciprocal", "Abs", "Sign", "Floor", "Ceil", "Erf",
           "Softplus", "Softsign", "HardSwish", "Atan", "Mish"]
 
-NORMALISERS: dict[str, Callable[[_Builder, _Src], None]] = {
+NORMALISERS: dict[str, Callable[[Builder, Src], None]] = {
     **{op: _same for op in _PLAIN},
     "Identity": _alias, "Dropout": _alias, "Cast": _norm_cast, "PRelu": _norm_prelu,
     "Reshape": _norm_reshape, "Flatten": _norm_flatten,

@@ -35,7 +35,7 @@ import torch
 from verifier.forward import FORWARD
 
 if TYPE_CHECKING:
-    from verifier.onnx_loader import _Builder, _Src
+    from verifier.onnx_builder import Builder, Src
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 _DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh"),
@@ -83,7 +83,7 @@ class _Spec:
 
 
 # -- reading the node ------------------------------------------------------------------------
-def _read_spec(b: _Builder, s: _Src) -> _Spec:
+def _read_spec(b: Builder, s: Src) -> _Spec:
     """Attributes, constant weights and static shapes of ``s``, each checked with a clear error."""
     gates, direction = _GATES[s.op_type], s.attr("direction", "forward")
     if direction not in _DIRECTIONS:
@@ -116,14 +116,14 @@ def _read_spec(b: _Builder, s: _Src) -> _Spec:
                  bool(s.attr(flag, 0)))
 
 
-def _check_shape(b: _Builder, s: _Src, what: str, value: torch.Tensor,
+def _check_shape(b: Builder, s: Src, what: str, value: torch.Tensor,
                  expected: tuple[int, ...]) -> None:
     if tuple(value.shape) != expected:
         raise b.error(s, f"{what} has shape {tuple(value.shape)}, expected {expected} from X, "
                          "hidden_size and direction")
 
 
-def _steps(b: _Builder, s: _Src, seq: int, batch: int) -> int:
+def _steps(b: Builder, s: Src, seq: int, batch: int) -> int:
     """The number of time steps: ``seq`` unless ``sequence_lens`` gives one shorter length."""
     lens = b.const(s, 4, "sequence_lens")
     if lens is None:
@@ -135,14 +135,14 @@ def _steps(b: _Builder, s: _Src, seq: int, batch: int) -> int:
     return values[0]
 
 
-def _clip(b: _Builder, s: _Src) -> float | None:
+def _clip(b: Builder, s: Src) -> float | None:
     clip = s.attr("clip")
     if clip is not None and not float(clip) > 0:
         raise b.error(s, f"clip must be positive, got {clip}")
     return None if clip is None else float(clip)
 
 
-def _activations(b: _Builder, s: _Src, directions: int) -> tuple[tuple[_Act, ...], ...]:
+def _activations(b: Builder, s: Src, directions: int) -> tuple[tuple[_Act, ...], ...]:
     """The activation functions of every direction, parameters resolved."""
     default = _DEFAULT_ACTIVATIONS[s.op_type]
     names = [n.decode() if isinstance(n, bytes) else str(n)
@@ -161,7 +161,7 @@ def _activations(b: _Builder, s: _Src, directions: int) -> tuple[tuple[_Act, ...
     return tuple(tuple(acts[k * per:(k + 1) * per]) for k in range(directions))
 
 
-def _consume_parameters(b: _Builder, s: _Src, names: list[str], alphas: list[float],
+def _consume_parameters(b: Builder, s: Src, names: list[str], alphas: list[float],
                         betas: list[float]) -> list[_Act]:
     """The spec's (and onnxruntime's LSTM/GRU) reading: alphas and betas are taken in order by
     the activations that use them; missing ones get the shared default or are an error."""
@@ -185,7 +185,7 @@ def _consume_parameters(b: _Builder, s: _Src, names: list[str], alphas: list[flo
     return acts
 
 
-def _check_rnn_parameters(b: _Builder, s: _Src, acts: list[_Act], alphas: list[float],
+def _check_rnn_parameters(b: Builder, s: Src, acts: list[_Act], alphas: list[float],
                           betas: list[float]) -> None:
     """onnxruntime's RNN reads ``alpha[direction]`` (0 when the attribute is absent) where the
     spec reads them in order of use: refuse a node on which the two readings differ."""
@@ -203,7 +203,7 @@ class _Unroll:
     """Emits the nodes of one unrolled recurrent node under unique ``<node>/<role>`` names
     (tensors ``<first output>/<role>``); constants fold as they are emitted."""
 
-    def __init__(self, b: _Builder, s: _Src, spec: _Spec):
+    def __init__(self, b: Builder, s: Src, spec: _Spec):
         self.b, self.s, self.spec = b, s, spec
         self.base = next((o for o in s.outputs if o), s.name)
         self.dtype = spec.weights.dtype
@@ -478,7 +478,7 @@ def _emit_last(u: _Unroll, states: list[str], out: str, role: str) -> None:
     u.final("Reshape", [joined], out, role, shape=shape)
 
 
-def _norm_recurrent(b: _Builder, s: _Src) -> None:
+def _norm_recurrent(b: Builder, s: Src) -> None:
     """LSTM / GRU / RNN, unrolled; only the outputs the model names are emitted."""
     spec = _read_spec(b, s)
     state_count = 2 if spec.op_type == "LSTM" else 1
