@@ -18,7 +18,7 @@ import csv
 import statistics
 from pathlib import Path
 
-from verifier.suite import SuiteOptions, run_suite
+from genbab.suite import SuiteOptions, run_suite
 
 # name -> extra `genbab verify` arguments; the first one is the default configuration
 VARIANTS: dict[str, tuple[str, ...]] = {

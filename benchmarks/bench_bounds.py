@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bounds.engine import output_bounds, spec_bounds
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
-from vnnlib.parser import parse_vnnlib
+from genbab.bounds.engine import output_bounds, spec_bounds
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
+from genbab.vnnlib.parser import parse_vnnlib
 
 ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks"
 MODEL = "eran_2021/nets/ffnnSIGMOID__Point_6x200.onnx"

@@ -57,7 +57,7 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def measure(ops: list[str], n: int, repeats: int) -> dict[str, dict[str, float]]:
-    from bounds.ops import RULES
+    from genbab.bounds.ops import RULES
     torch.set_num_threads(1)
     results: dict[str, dict[str, float]] = {}
     for op in ops:

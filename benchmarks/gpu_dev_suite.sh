@@ -28,7 +28,7 @@ case "${1:-}" in
     out="${2:?usage: run OUT_DIR}"
     cd "$here"
     python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
-    PYTHONPATH="$here" PYTHONUNBUFFERED=1 python3 -m verifier.cli run-suite \
+    PYTHONPATH="$here" PYTHONUNBUFFERED=1 python3 -m genbab.cli run-suite \
       device/benchmarks/suites/dev.csv --root device/benchmarks --device cuda --timeout 60 \
       --out "$out/dev_gpu.csv" ;;
   *) echo "usage: $0 prepare BENCHMARKS_DIR | run OUT_DIR" >&2; exit 2 ;;

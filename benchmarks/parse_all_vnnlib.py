@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from verifier.errors import VnnlibError
-from vnnlib.parser import parse_vnnlib
+from genbab.verifier.errors import VnnlibError
+from genbab.vnnlib.parser import parse_vnnlib
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks"
 

@@ -15,12 +15,12 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from bounds.adam import Adam
-from bounds.backward import BoundState, backward, concretize, param_shape_bounds
-from bounds.beta import BetaSetup, beta_terms, clamp_betas, keep_best
-from bounds.box import Box
-from bounds.plan import LINEAR
-from verifier.options import BoundOptions
+from genbab.bounds.adam import Adam
+from genbab.bounds.backward import BoundState, backward, concretize, param_shape_bounds
+from genbab.bounds.beta import BetaSetup, beta_terms, clamp_betas, keep_best
+from genbab.bounds.box import Box
+from genbab.bounds.plan import LINEAR
+from genbab.verifier.options import BoundOptions
 
 _LR_DECAY = 0.98
 
@@ -45,7 +45,7 @@ def _init_params(state: BoundState, rows: int, warm: Mapping[str, Tensor] | None
     return params
 
 
-def _refuted(lower: Tensor, thresholds: Tensor | None, groups: Tensor | None) -> Tensor | None:
+def refuted_rows(lower: Tensor, thresholds: Tensor | None, groups: Tensor | None) -> Tensor | None:
     """(batch, rows): whether the row's group (clause) is already refuted; None = no targets.
     groups: (rows,) or (batch, rows) clause ids, -1 for rows to ignore (always "refuted")."""
     if thresholds is None:
@@ -107,7 +107,7 @@ def optimise(state: BoundState, coeffs: Tensor, box: Box, crown_lower: Tensor,
         best_betas = {k: tuple(b.detach().clone() for b in pair) for k, pair in beta.betas.items()}
     last = 0.0
     for step in range(options.alpha_iterations + 1):
-        refuted = _refuted(best, targets.thresholds, targets.groups)
+        refuted = refuted_rows(best, targets.thresholds, targets.groups)
         if refuted is not None and bool(refuted.all()):
             break
         begun = time.monotonic()

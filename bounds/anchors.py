@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, chord_slope, clamp_into, extreme, extreme_value
+from genbab.bounds.lines import Curve, chord_slope, clamp_into, extreme, extreme_value
 
 ANCHOR_STEPS = 3
 _EPS32 = float(torch.finfo(torch.float32).eps)

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from bounds.cuts import stop_early
-from bounds.interval import product_operands
-from bounds.linear import linear_adjoint, unbroadcast
-from bounds.plan import LINEAR, MATMUL, UNARY, Plan
-from bounds.steps import bias_sum, linear_step
-from verifier.graph import Node
+from genbab.bounds.cuts import stop_early
+from genbab.bounds.interval import product_operands
+from genbab.bounds.linear import linear_adjoint, unbroadcast
+from genbab.bounds.plan import LINEAR, MATMUL, UNARY, Plan
+from genbab.bounds.steps import bias_sum, linear_step
+from genbab.verifier.graph import Node
 
 Pair = tuple[Tensor, Tensor]
 

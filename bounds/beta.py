@@ -15,7 +15,7 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from bounds.backward import BoundState
+from genbab.bounds.backward import BoundState
 
 Pair = tuple[Tensor, Tensor]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from verifier.graph import Graph
+from genbab.verifier.graph import Graph
 
 Pair = tuple[Tensor, Tensor]
 

@@ -27,8 +27,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from bounds.plan import LINEAR
-from bounds.steps import bias_sum, linear_step
+from genbab.bounds.plan import LINEAR
+from genbab.bounds.steps import bias_sum, linear_step
 
 Backward = Callable[..., tuple[Tensor, Tensor]]   # bounds.backward.backward
 

@@ -22,19 +22,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bounds.alpha import optimise
-from bounds.backward import BoundState, backward, concretize
-from bounds.beta import BetaSetup, beta_terms, init_betas
-from bounds.box import Box, input_box
-from bounds.cuts import as_cut_bounds
-from bounds.interval import intersect, node_interval
-from bounds.linear import shift_index
-from bounds.plan import LINEAR, Plan, make_plan
-from bounds.planes import search_planes
-from bounds.rewrite import SHIFT_BY_MAX
-from verifier.forward import prepared_constants
-from verifier.graph import Graph
-from verifier.options import BoundOptions
+from genbab.bounds.alpha import optimise
+from genbab.bounds.backward import BoundState, backward, concretize
+from genbab.bounds.beta import BetaSetup, beta_terms, init_betas
+from genbab.bounds.box import Box, input_box
+from genbab.bounds.cuts import as_cut_bounds
+from genbab.bounds.interval import intersect, node_interval
+from genbab.bounds.linear import shift_index
+from genbab.bounds.plan import LINEAR, Plan, make_plan
+from genbab.bounds.planes import search_planes
+from genbab.bounds.rewrite import SHIFT_BY_MAX
+from genbab.verifier.forward import prepared_constants
+from genbab.verifier.graph import Graph
+from genbab.verifier.options import BoundOptions
 
 logger = logging.getLogger(__name__)
 Pair = tuple[Tensor, Tensor]
@@ -367,7 +367,7 @@ def _optimise_beta(state: BoundState, coeffs: Tensor, box: Box, best: Tensor,
                    params: Mapping[str, Tensor], request: SplitConstraints,
                    targets: "_Targets") -> Tensor:
     """Improve ``best`` (batch, rows) by Lagrangian multipliers of the split constraints."""
-    from bounds.alpha import _refuted
+    from genbab.bounds.alpha import refuted_rows
 
     g = state.plan.graph
     batch, rows = coeffs.shape[:2]
@@ -378,12 +378,12 @@ def _optimise_beta(state: BoundState, coeffs: Tensor, box: Box, best: Tensor,
         return best
     betas = {k: tuple(coeffs.new_zeros((batch, rows, v[0][0].numel())).requires_grad_(True)
                       for _ in range(2)) for k, v in masks.items()}
-    from bounds.adam import Adam
+    from genbab.bounds.adam import Adam
 
     optimiser = Adam([b for pair in betas.values() for b in pair], lr=request.lr)
     fixed_params = {k: v.detach() for k, v in params.items()} or None
     for step in range(request.iterations):
-        refuted = _refuted(best, targets.thresholds, targets.groups)
+        refuted = refuted_rows(best, targets.thresholds, targets.groups)
         if (refuted is not None and bool(refuted.all())) or time.monotonic() >= targets.deadline:
             break
         with torch.enable_grad():

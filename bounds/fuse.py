@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from verifier.graph import Graph, Node
+from genbab.verifier.graph import Graph, Node
 
 _REL_TOL = 1e-6   # constants: |c - exact| <= 1e-6 |exact| (float32 rounding is 6e-8)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.linear import linear_interval
-from bounds.plan import LINEAR, MATMUL, MUL, Plan
-from verifier.graph import Node
+from genbab.bounds.linear import linear_interval
+from genbab.bounds.plan import LINEAR, MATMUL, MUL, Plan
+from genbab.verifier.graph import Node
 
 Pair = tuple[Tensor, Tensor]
 

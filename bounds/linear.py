@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bounds.rewrite import SHIFT_BY_MAX
-from verifier.forward import FORWARD
-from verifier.graph import Node
+from genbab.bounds.rewrite import SHIFT_BY_MAX
+from genbab.verifier.forward import FORWARD
+from genbab.verifier.graph import Node
 
 Pair = tuple[Tensor, Tensor]
 

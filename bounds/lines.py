@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from bounds.relaxation import LinearRelaxation
+from genbab.bounds.relaxation import LinearRelaxation
 
 _EPS64 = torch.finfo(torch.float64).eps
 

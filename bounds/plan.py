@@ -22,12 +22,12 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass, field
 
-from bounds.linear import DATA_MOVEMENT, PERMUTING, is_linear
-from bounds.ops import RULES, make_rule
-from bounds.relaxation import OpRule
-from bounds.rewrite import SHIFT_BY_MAX, prepare
-from verifier.errors import UnsupportedOpError
-from verifier.graph import Graph, Node
+from genbab.bounds.linear import DATA_MOVEMENT, PERMUTING, is_linear
+from genbab.bounds.ops import RULES, make_rule
+from genbab.bounds.relaxation import OpRule
+from genbab.bounds.rewrite import SHIFT_BY_MAX, prepare
+from genbab.verifier.errors import UnsupportedOpError
+from genbab.verifier.graph import Graph, Node
 
 LINEAR, UNARY, MUL, MATMUL = "linear", "unary", "mul", "matmul"
 _RELU_LIKE = frozenset({"Relu", "LeakyRelu"})

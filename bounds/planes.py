@@ -31,9 +31,9 @@ from dataclasses import fields, is_dataclass, replace
 import torch
 from torch import Tensor
 
-from bounds.backward import BoundState, backward, concretize, relax_node
-from bounds.interval import product_operands
-from bounds.relaxation import PlaneRelaxation
+from genbab.bounds.backward import BoundState, backward, concretize, relax_node
+from genbab.bounds.interval import product_operands
+from genbab.bounds.relaxation import PlaneRelaxation
 
 _CHOSEN = 3         # elements per row whose planes are searched (the others keep CROWN's)
 _NEGLIGIBLE = 1e-6  # rows whose planes can move the bound by less than this (relative) are

@@ -34,8 +34,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bounds.fuse import fuse
-from verifier.graph import Graph, Node
+from genbab.bounds.fuse import fuse
+from genbab.verifier.graph import Graph, Node
 
 SHIFT_BY_MAX = "ShiftByMax"   # engine-internal: y = x - x[k] along attrs["axis"] (ONNX axis)
 

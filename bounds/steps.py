@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.linear import constant_part, linear_adjoint
-from verifier.graph import Node
+from genbab.bounds.linear import constant_part, linear_adjoint
+from genbab.verifier.graph import Node
 
 
 def bias_sum(pos: Tensor, lo_bias: Tensor, neg: Tensor, up_bias: Tensor) -> Tensor:

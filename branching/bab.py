@@ -25,17 +25,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bounds.engine import spec_bounds
-from branching import memory
-from branching.clip import clip_boxes
-from branching.domain import Domains, Pool
-from branching.heuristics import clause_sensitivity, rank_input_dims
-from branching.split import split_input_dims
-from verifier.forward import evaluate
-from verifier.graph import Graph
-from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-from verifier.result import Stats
-from vnnlib.property import Disjunct
+from genbab.bounds.engine import spec_bounds
+from genbab.branching import memory
+from genbab.branching.clip import clip_boxes
+from genbab.branching.domain import Domains, Pool
+from genbab.branching.heuristics import clause_sensitivity, rank_input_dims
+from genbab.branching.split import split_input_dims
+from genbab.verifier.forward import evaluate
+from genbab.verifier.graph import Graph
+from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from genbab.verifier.result import Stats
+from genbab.vnnlib.property import Disjunct
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
             pool.push(children.select(torch.nonzero(children.worst <= 0).flatten()))
         batch.observe(made, clock() - begun)
         rounds += 1
-        _record(stats, rounds, len(children), len(pool), pool.worst_margin())
+        record_round(stats, rounds, len(children), len(pool), pool.worst_margin())
         due = rounds % options.attack_every == 0 or (
             time.monotonic() - search.attacked > _ATTACK_PERIOD_S)   # rounds can take seconds
         if search.attack.rounds and due and len(pool):
@@ -286,7 +286,7 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
     return BabOutcome(BabStatus.VERIFIED, reason=f"all domains proved in {rounds} rounds")
 
 
-def _record(stats: Stats, rounds: int, visited: int, queue: int, worst: float) -> None:
+def record_round(stats: Stats, rounds: int, visited: int, queue: int, worst: float) -> None:
     stats.bab_rounds += 1
     stats.domains_visited += visited
     stats.max_queue = max(stats.max_queue, queue)
@@ -468,8 +468,8 @@ def _time_share_attack(search: _Search, pool: Pool):
 def _explore(search: _Search):
     """Time-share with the attack over the whole box: a thin violation region that bounds
     cannot rule out is often found by refining the attack's near misses."""
-    from verifier.attack import Falsifier
-    from vnnlib.property import Property
+    from genbab.branching.attack import Falsifier
+    from genbab.vnnlib.property import Property
 
     if search.falsifier is None:
         prop = Property((search.disjunct,), search.graph.input_size, search.spec.coeffs.shape[1])
@@ -483,8 +483,8 @@ def _explore(search: _Search):
 def _attack_worst(search: _Search, pool: Pool):
     """A short PGD inside the least-proved domains (their boxes are where a violation is most
     likely), with the same re-check as every other candidate."""
-    from verifier.attack import Falsifier
-    from vnnlib.property import Disjunct, Property
+    from genbab.branching.attack import Falsifier
+    from genbab.vnnlib.property import Disjunct, Property
 
     worst = pool.peek(_ATTACK_DOMAINS)
     boxes = [Disjunct(worst.lower[i].double().cpu().numpy(), worst.upper[i].double().cpu().numpy(),

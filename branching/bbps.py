@@ -35,9 +35,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bounds.plan import UNARY, Plan
-from lut.table import KINK_OPS, Consumer, signature_key
-from verifier.graph import Node
+from genbab.bounds.plan import UNARY, Plan
+from genbab.lut.table import KINK_OPS, Consumer, signature_key
+from genbab.verifier.graph import Node
 
 Pair = tuple[Tensor, Tensor]
 RELU_LIKE = frozenset({"Relu", "LeakyRelu"})

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from branching.domain import Domains
-from verifier.forward import evaluate
-from verifier.graph import Graph
+from genbab.branching.domain import Domains
+from genbab.verifier.forward import evaluate
+from genbab.verifier.graph import Graph
 
 _FLOOR = 1e-3   # relative share of the mean score every dimension keeps, so none starves
 _SENSITIVITY_FLOOR = 0.2   # share of the mean |coefficient| added to each dimension's (like

@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from branching.domain import Domains
+from genbab.branching.domain import Domains
 
-from verifier.graph import Graph
+from genbab.verifier.graph import Graph
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from verifier.forward import evaluate
-from verifier.graph import Graph
+from genbab.verifier.forward import evaluate
+from genbab.verifier.graph import Graph
 
 # ops that are affine in their single perturbed input (checked numerically as well)
 _AFFINE = {"Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Reshape", "Flatten",
@@ -311,7 +311,7 @@ def check_disjunct(graph: Graph, disjunct, time_limit_s: float,
     """The MILP on one disjunct of a property, with CROWN's intermediate bounds; None when the
     network is not a ReLU chain or has more than ``max_unstable`` unstable neurons (the MILP
     would not finish: e.g. 272 of ACAS Xu's 300 ReLUs are unstable on prop_2's box)."""
-    from bounds.engine import spec_bounds
+    from genbab.bounds.engine import spec_bounds
 
     chain = relu_chain(graph)
     if chain is None:

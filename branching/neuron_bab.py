@@ -28,9 +28,9 @@ relaxation; ``"fixed"`` recomputes nothing (only the final pass; without beta th
 acts only through its consumers' relaxations); ``"all"`` recomputes every tensor.
 
 Statistics: splits by kind of the split neuron's consumers (``split_kind``), rounds, domains,
-queue and the worst margin over time (``branching.bab._record``); a progress line at most every
+queue and the worst margin over time (``branching.bab.record_round``); a progress line at most every
 ``progress_interval_s``.  All children share the parent's input box, so there are no centre
-checks; counterexamples come from the attacks around this search (``verifier.api``).
+checks; counterexamples come from the attacks around this search (``genbab.api``).
 """
 from __future__ import annotations
 
@@ -43,18 +43,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bounds.engine import SplitConstraints, spec_bounds, tighten_intermediate
-from bounds.plan import Plan, make_plan
-from branching.bab import BabOutcome, BabStatus, Check, Spec, _record, limit_reached
-from branching import memory
-from branching.bbps import (ScoreInput, Shortcut, SplitNode, choose_neurons, kink_inside,
-                            shortcuts, split_nodes)
-from branching.domain import Domains, Pool
-from branching.split import SplitDecision, split_inputs, split_neurons
-from verifier.graph import Graph
-from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-from verifier.result import Stats
-from vnnlib.property import Disjunct
+from genbab.bounds.engine import SplitConstraints, spec_bounds, tighten_intermediate
+from genbab.bounds.plan import Plan, make_plan
+from genbab.branching.bab import BabOutcome, BabStatus, Check, Spec, record_round, limit_reached
+from genbab.branching import memory
+from genbab.branching.bbps import (ScoreInput, Shortcut, SplitNode, choose_neurons, kink_inside,
+                                   shortcuts, split_nodes)
+from genbab.branching.domain import Domains, Pool
+from genbab.branching.split import SplitDecision, split_inputs, split_neurons
+from genbab.verifier.graph import Graph
+from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from genbab.verifier.result import Stats
+from genbab.vnnlib.property import Disjunct
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ _POINTS = None      # one BranchPoints per process (lut/table.py)
 def _branch_points():
     global _POINTS
     if _POINTS is None:
-        from lut.build import relaxation_fingerprint
-        from lut.table import BranchPoints
+        from genbab.lut.build import relaxation_fingerprint
+        from genbab.lut.table import BranchPoints
         _POINTS = BranchPoints(fingerprint=relaxation_fingerprint, on_stale="warn")
     return _POINTS
 
@@ -84,7 +84,7 @@ class _Search:
     bound_options: BoundOptions
     deadline: float
     stats: Stats
-    falsify: Falsify | None = None   # an attack turn until the given time (verifier.api)
+    falsify: Falsify | None = None   # an attack turn until the given time (genbab.api)
     attack_s: float = 0.0            # seconds the attack turns have taken so far
     started: float = field(default_factory=time.monotonic)
     round_s: float = 0.0             # the last round's duration (before the first: the root's)
@@ -230,7 +230,7 @@ def _loop(search: _Search, pool: Pool) -> BabOutcome:
         alive = children.select(torch.nonzero(children.worst <= 0).flatten())
         pool.push(_within_warm_budget(alive, len(pool)))
         rounds += 1
-        _record(search.stats, rounds, len(children), len(pool), pool.worst_margin())
+        record_round(search.stats, rounds, len(children), len(pool), pool.worst_margin())
         if time.monotonic() - last_report >= options.progress_interval_s:
             last_report = time.monotonic()
             logger.info("neuron bab round %d: %d domains, worst margin %.4g, %.1f s left",
@@ -357,7 +357,7 @@ def _points(search: _Search, node: SplitNode, lower: Tensor, upper: Tensor) -> T
     if search.options.branch_points == "lut" and node.key is not None:
         points = _branch_points().lookup(node.key, lower, upper)
     else:
-        from lut.table import midpoint, strictly_inside
+        from genbab.lut.table import midpoint, strictly_inside
         points = strictly_inside(midpoint(lower, upper), lower, upper)
     has_kink, kink = kink_inside(node, lower, upper)
     return torch.where(has_kink, kink, points)

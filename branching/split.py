@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from branching.domain import Domains
+from genbab.branching.domain import Domains
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Offline optimisation of the branching-point tables (algorithms.md section 6).
 
-    python -m lut.build [SIGNATURE ...] [--step S] [--step-2d S] [--refine M] [--out DIR]
-    python -m lut.build --check            # which shipped tables are stale (exit 1 if any)
+    python -m genbab.lut.build [SIGNATURE ...] [--step S] [--step-2d S] [--refine M] [--out DIR]
+    python -m genbab.lut.build --check     # which shipped tables are stale (exit 1 if any)
 
 Objective.  Splitting variable 0 of a box at ``p`` gives two children; ``loss(p)`` is the sum
 over both children and every consumer of the integral over the child box of
@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bounds.ops import make_rule
-from bounds.relaxation import OpRule
-from verifier.threads import single_thread
-from lut.table import (DATA_DIR, FORMAT_VERSION, MANIFEST_NAME, BranchPoints, Grid,
-                       TableError, canonical_key, key_dimension, table_file_name)
+from genbab.bounds.ops import make_rule
+from genbab.bounds.relaxation import OpRule
+from genbab.verifier.threads import single_thread
+from genbab.lut.table import (DATA_DIR, FORMAT_VERSION, MANIFEST_NAME, BranchPoints, Grid,
+                              TableError, canonical_key, key_dimension, table_file_name)
 
 OBJECTIVE_VERSION = 1            # bump when the objective or the search changes
 SHIPPED = ("Sigmoid", "Tanh", "Sin", "Cos", "Cos+Sin", "Exp", "Pow2", "Pow3", "Reciprocal",
@@ -326,7 +326,8 @@ def stale_tables(directory: Path | str | None = None) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lut.build", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m genbab.lut.build",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("signatures", nargs="*", help=f"table keys (default: {' '.join(SHIPPED)})")
     parser.add_argument("--step", type=float, default=STEP_1D, help="grid step, 1-D tables")
     parser.add_argument("--step-2d", type=float, default=STEP_2D, help="grid step, 2-D tables")

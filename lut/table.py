@@ -60,7 +60,7 @@ class StaleTableError(TableError):
 
 
 def rebuild_command(key: str) -> str:
-    return f"python -m lut.build {key}"
+    return f"python -m genbab.lut.build {key}"
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,11 @@
-"""genbab's front ends: ``verify()``, the typed ``Result`` and the model loader.
+"""The core layer: the graph IR (``graph``), the ONNX loader (``onnx_*``), forward evaluation
+(``forward``) and the types every layer shares (``errors``, ``options``, ``result``).
 
-Imports are lazy on purpose: ``bounds`` imports ``verifier.graph``, so importing ``api`` here
-eagerly would close a cycle, and the CLI must start fast (torch is imported only when needed).
+It imports nothing else of genbab; the public entry point is ``genbab`` itself
+(``from genbab import verify``).
 """
-from __future__ import annotations
 
-_LAZY = {
-    "verify": ("verifier.api", "verify"),
-    "load_model": ("verifier.onnx_loader", "load_model"),
-    "Result": ("verifier.result", "Result"),
-    "Status": ("verifier.result", "Status"),
-    "Counterexample": ("verifier.result", "Counterexample"),
-    "VerifyOptions": ("verifier.options", "VerifyOptions"),
-    "VerifierError": ("verifier.errors", "VerifierError"),
-}
+if __name__ != "genbab.verifier":     # the repository root on sys.path makes the old name findable
+    raise ImportError(f"{__name__!r} is not an import name: genbab installs one namespace, "
+                      "import genbab.verifier instead (see docs/architecture.md)")
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'verifier' has no attribute {name!r}")

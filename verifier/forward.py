@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from verifier.graph import Graph, Node
+from genbab.verifier.graph import Graph, Node
 
 ForwardFn = Callable[[Node, list, list], list]
 

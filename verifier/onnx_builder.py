@@ -12,9 +12,9 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from verifier.errors import ModelError
-from verifier.forward import FORWARD
-from verifier.graph import Graph, Node
+from genbab.verifier.errors import ModelError
+from genbab.verifier.forward import FORWARD
+from genbab.verifier.graph import Graph, Node
 
 DTYPE_NAMES = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64",

@@ -15,7 +15,7 @@ import onnx
 import torch
 from onnx.reference import ReferenceEvaluator
 
-from verifier.errors import ModelError
+from genbab.verifier.errors import ModelError
 
 # Ops whose value is not a function of their inputs: folding them would freeze one draw.
 _NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",

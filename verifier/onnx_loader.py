@@ -33,11 +33,11 @@ import torch
 from google.protobuf.message import DecodeError
 from onnx import helper
 
-from verifier.errors import ModelError, UnsupportedOpError
-from verifier.graph import Graph
-from verifier.onnx_builder import Builder, Src, tensor_to_torch
-from verifier.onnx_fold import fold_node
-from verifier.onnx_normalise import NORMALISERS
+from genbab.verifier.errors import ModelError, UnsupportedOpError
+from genbab.verifier.graph import Graph
+from genbab.verifier.onnx_builder import Builder, Src, tensor_to_torch
+from genbab.verifier.onnx_fold import fold_node
+from genbab.verifier.onnx_normalise import NORMALISERS
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
 

@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from verifier.onnx_builder import DTYPE_NAMES, Builder, Src, tensor_to_torch
-from verifier.onnx_recurrent import RECURRENT_NORMALISERS
+from genbab.verifier.onnx_builder import DTYPE_NAMES, Builder, Src, tensor_to_torch
+from genbab.verifier.onnx_recurrent import RECURRENT_NORMALISERS
 
 
 # -- normalisers ----------------------------------------------------------------------------

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from verifier.forward import FORWARD
+from genbab.verifier.forward import FORWARD
 
 if TYPE_CHECKING:
-    from verifier.onnx_builder import Builder, Src
+    from genbab.verifier.onnx_builder import Builder, Src
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 _DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh"),

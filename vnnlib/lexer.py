@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from verifier.errors import VnnlibError
+from genbab.verifier.errors import VnnlibError
 
 _COMMENT = re.compile(r";[^\n\r]*")
 # One alternative per kind; whitespace, which no alternative matches, is skipped by finditer.

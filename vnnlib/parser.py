@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from verifier.errors import VnnlibError
-from vnnlib.lexer import Node, SourceText, shorten, statements
-from vnnlib.property import Clause, Disjunct, Property
+from genbab.verifier.errors import VnnlibError
+from genbab.vnnlib.lexer import Node, SourceText, shorten, statements
+from genbab.vnnlib.property import Clause, Disjunct, Property
 
 SUPPORTED = ("genbab supports (declare-const X_i Real), (declare-const Y_j Real) and asserts of "
              "<= / >= atoms over variables and constants, combined as (and ATOM ...) or a "

@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.acopf import properties as props
 from benchmarks.acopf.grid import OUTPUT_FIELDS, Grid
-from vnnlib.property import Property
+from genbab.vnnlib.property import Property
 
 THERMAL_RANK = 5        # the benchmark's prop2 watches the line with the 5th-largest rating
 KINDS = ("power balance", "thermal limit", "generator limits", "voltage limits")

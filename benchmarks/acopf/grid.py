@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from verifier.errors import VerifierError
+from genbab.verifier.errors import VerifierError
 
 OUTPUT_FIELDS = ("pg", "qg", "vm", "va", "pf", "pt", "qf", "qt", "thrm_from", "thrm_to",
                  "p_balance", "q_balance")

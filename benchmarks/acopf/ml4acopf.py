@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmarks.acopf import properties as props
 from benchmarks.acopf.grid import Grid, GridError, load_sample
-from vnnlib.property import Property
+from genbab.vnnlib.property import Property
 
 Kind = Literal["power_balance_all", "thermal_limit", "generator_limits", "voltage_limits",
                "power_balance"]

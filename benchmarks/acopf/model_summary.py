@@ -21,7 +21,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from verifier.graph import Graph
+from genbab.verifier.graph import Graph
 
 NN_PREFIX = "/layers."      # torch.onnx names the nn.Sequential proxy's nodes like this
 # op families the verifier relaxes and may branch on; everything else is linear or reshaping
@@ -90,7 +90,7 @@ def markdown_table(rows: list[OpRow]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from verifier.onnx_loader import load_model    # the loader pulls in torch; only here
+    from genbab.verifier.onnx_loader import load_model    # the loader pulls in torch; only here
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help="ONNX model, e.g. 14_ieee_ml4acopf.onnx")

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from benchmarks.acopf.grid import Grid, GridError, default_data_dir
-from vnnlib.property import Clause, Property
+from genbab.vnnlib.property import Clause, Property
 
 BALANCE_FLOOR = 1e-2        # single-bus balance tolerance floor (p.u.)
 BALANCE_ALL_FLOOR = 1e-3    # all-bus balance tolerance floor (p.u.)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vnnlib.property import Clause, Property
+from genbab.vnnlib.property import Clause, Property
 
 
 def write_vnnlib(prop: Property, path: str | os.PathLike, comment: str | None = None) -> Path:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from verifier.threads import single_thread
+from genbab.verifier.threads import single_thread
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "models"
 SEED = 0

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bounds.engine import spec_bounds
-from verifier.onnx_loader import load_model
+from genbab.bounds.engine import spec_bounds
+from genbab.verifier.onnx_loader import load_model
 
 MARGIN_SHARES = (0.01, 0.05, 0.25)   # CROWN's worst margin at the boundary radii, -share * clean
 BISECTION_STEPS = 10          # in log-space between the ends: a factor of 1.4% or better

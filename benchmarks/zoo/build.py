@@ -34,7 +34,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from verifier.threads import single_thread
+from genbab.verifier.threads import single_thread
 from benchmarks.zoo.boundary import boundary_radii
 from benchmarks.zoo.data import Dataset, load_digits_dataset, load_sequence_dataset
 from benchmarks.zoo.families import FAMILIES, ModelSpec, full_specs, tiny_specs
@@ -156,7 +156,7 @@ def model_seed(seed: int, name: str) -> int:
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
-    """The exporter ``verifier.api.export_module`` uses (TorchScript, opset 17, batch 1)."""
+    """The exporter ``genbab.api.export_module`` uses (TorchScript, opset 17, batch 1)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")    # the TorchScript exporter's deprecation notices
         torch.onnx.export(model.eval(), (torch.zeros(1, *input_shape),), str(path),

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verifier.forward import evaluate
-from verifier.graph import Graph
-from verifier.onnx_loader import load_model
-from verifier.witness import confirm
-from vnnlib.parser import parse_vnnlib
-from vnnlib.property import Property
+from genbab.verifier.forward import evaluate
+from genbab.verifier.graph import Graph
+from genbab.verifier.onnx_loader import load_model
+from genbab.witness import confirm
+from genbab.vnnlib.parser import parse_vnnlib
+from genbab.vnnlib.property import Property
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bounds.ops import (abs, atan, celu, clip, cos, elu, erf, exp, floor, gelu, hard_sigmoid,
-                        hard_swish, leaky_relu, log, log_sigmoid, mish, mul, pow, reciprocal, relu,
-                        selu, shrink, sigmoid, sign, silu, sin, softplus, softsign, sqrt, tanh,
-                        thresholded_relu)
-from bounds.relaxation import OpRule
+from genbab.bounds.ops import (abs, atan, celu, clip, cos, elu, erf, exp, floor, gelu, hard_sigmoid,
+                               hard_swish, leaky_relu, log, log_sigmoid, mish, mul, pow, reciprocal,
+                               relu, selu, shrink, sigmoid, sign, silu, sin, softplus, softsign,
+                               sqrt, tanh, thresholded_relu)
+from genbab.bounds.relaxation import OpRule
 
 RULES: dict[str, OpRule] = {r.op_type: r for r in (
     relu.RELU, leaky_relu.LEAKY_RELU, sigmoid.SIGMOID, tanh.TANH, sin.SIN, cos.COS, exp.EXP,

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bounds.relaxation import LinearRelaxation
+from genbab.bounds.relaxation import LinearRelaxation
 
 ULPS_F = 4.0
 ULPS_D = 8.0

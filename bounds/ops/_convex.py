@@ -23,9 +23,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from bounds.ops._closed_form import (C_F, C_R, C_W, chunked, clamp_param,
-                                     eps_of, floor_of, needs_bound_grad, with_fallback)
-from bounds.relaxation import LinearRelaxation, OpRule
+from genbab.bounds.ops._closed_form import (C_F, C_R, C_W, chunked, clamp_param, eps_of, floor_of,
+                                            needs_bound_grad, with_fallback)
+from genbab.bounds.relaxation import LinearRelaxation, OpRule
 
 Range = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 

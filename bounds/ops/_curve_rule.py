@@ -20,9 +20,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-from bounds.anchors import default_slopes, tangent_points
-from bounds.lines import Curve, no_information_lines, sound_interval, sound_lines
-from bounds.relaxation import LinearRelaxation, OpRule
+from genbab.bounds.anchors import default_slopes, tangent_points
+from genbab.bounds.lines import Curve, no_information_lines, sound_interval, sound_lines
+from genbab.bounds.relaxation import LinearRelaxation, OpRule
 
 Domain = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 Range = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]

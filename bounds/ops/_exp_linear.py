@@ -31,9 +31,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve
-from bounds.ops._curve_rule import tangent_rule
-from bounds.relaxation import OpRule
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.relaxation import OpRule
 
 
 Function = Callable[[Tensor], Tensor]

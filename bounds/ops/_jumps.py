@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bounds.anchors import best_slope
-from bounds.lines import Curve, chord_slope
-from bounds.ops._curve_rule import slope_rule
-from bounds.relaxation import OpRule
+from genbab.bounds.anchors import best_slope
+from genbab.bounds.lines import Curve, chord_slope
+from genbab.bounds.ops._curve_rule import slope_rule
+from genbab.bounds.relaxation import OpRule
 
 
 @dataclass(frozen=True)

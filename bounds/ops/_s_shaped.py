@@ -34,10 +34,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from bounds.ops._closed_form import (ULPS_D, ULPS_F, C_F, C_R, C_W, bounds_within, clamp_param, eps_of,
-                                     chunked, floor_of, needs_bound_grad, ones_where_greater,
-                                     with_fallback)
-from bounds.relaxation import LinearRelaxation, OpRule
+from genbab.bounds.ops._closed_form import (ULPS_D, ULPS_F, C_F, C_R, C_W, bounds_within,
+                                            clamp_param, eps_of, chunked, floor_of,
+                                            needs_bound_grad, ones_where_greater, with_fallback)
+from genbab.bounds.relaxation import LinearRelaxation, OpRule
 
 _LIMIT = 1e15                 # larger bounds take the flat-line fallback
 _GRID_SCALE = 256.0           # table points per unit of sqrt(u)

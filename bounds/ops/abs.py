@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, chord_slope
-from bounds.ops._curve_rule import slope_rule
+from genbab.bounds.lines import Curve, chord_slope
+from genbab.bounds.ops._curve_rule import slope_rule
 
 
 def _kink(slope: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:

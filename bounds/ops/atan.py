@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve
-from bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._curve_rule import tangent_rule
 
 
 def _slope(x: Tensor) -> Tensor:

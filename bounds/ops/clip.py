@@ -11,9 +11,9 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve
-from bounds.ops._curve_rule import slope_rule
-from bounds.relaxation import OpRule
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._curve_rule import slope_rule
+from genbab.bounds.relaxation import OpRule
 
 
 def _slope_range(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,9 +10,9 @@ import math
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve
-from bounds.ops._curve_rule import tangent_rule
-from bounds.ops.sin import periodic_interval, periodic_points, periodic_slopes
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.ops.sin import periodic_interval, periodic_points, periodic_slopes
 
 
 def _stationary(a: Tensor, lower: Tensor, upper: Tensor) -> tuple[Tensor, ...]:

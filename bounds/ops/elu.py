@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bounds.ops._attributes import finite_attribute, reject_unknown
-from bounds.ops._exp_linear import exp_linear_rule
-from bounds.relaxation import OpRule
+from genbab.bounds.ops._attributes import finite_attribute, reject_unknown
+from genbab.bounds.ops._exp_linear import exp_linear_rule
+from genbab.bounds.relaxation import OpRule
 
 
 def make_elu(attrs: Mapping[str, Any]) -> OpRule:

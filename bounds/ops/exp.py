@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, chord_slope
-from bounds.ops._closed_form import ULPS_F, eps_of, floor_of
-from bounds.ops._convex import Convex, convex_rule
-from bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.lines import Curve, chord_slope
+from genbab.bounds.ops._closed_form import ULPS_F, eps_of, floor_of
+from genbab.bounds.ops._convex import Convex, convex_rule
+from genbab.bounds.ops._curve_rule import tangent_rule
 
 _CAP = 0.99
 _LIMIT = 1e15

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.anchors import best_slope
-from bounds.lines import Curve, sound_interval, sound_lines
-from bounds.relaxation import LinearRelaxation, OpRule
+from genbab.bounds.anchors import best_slope
+from genbab.bounds.lines import Curve, sound_interval, sound_lines
+from genbab.bounds.relaxation import LinearRelaxation, OpRule
 
 
 def _extreme(lower: Tensor, upper: Tensor, a: Tensor, lowest: bool) -> tuple[Tensor, Tensor]:

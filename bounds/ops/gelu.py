@@ -26,9 +26,9 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
-from bounds.ops._curve_rule import tangent_rule
-from bounds.relaxation import OpRule
+from genbab.bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
+from genbab.bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.relaxation import OpRule
 
 _R2 = math.sqrt(2.0)
 _PIECES = ((-40.0, -_R2), (-_R2, _R2), (_R2, 40.0))

@@ -23,10 +23,10 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, chord_slope
-from bounds.ops._closed_form import clamp_param, eps_of, needs_bound_grad
-from bounds.ops._curve_rule import slope_rule
-from bounds.relaxation import LinearRelaxation, OpRule
+from genbab.bounds.lines import Curve, chord_slope
+from genbab.bounds.ops._closed_form import clamp_param, eps_of, needs_bound_grad
+from genbab.bounds.ops._curve_rule import slope_rule
+from genbab.bounds.relaxation import LinearRelaxation, OpRule
 
 
 def _positive(x: Tensor) -> Tensor:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
-from bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
+from genbab.bounds.ops._curve_rule import tangent_rule
 
 INFLECTIONS = (-2.2563763963607935, 1.4905711794854284)
 _PIECES = ((-750.0, INFLECTIONS[0]), INFLECTIONS, (INFLECTIONS[1], 40.0))

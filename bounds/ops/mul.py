@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import outward_bias
-from bounds.ops._closed_form import bounds_within, chunked, eps_of, needs_bound_grad
-from bounds.relaxation import OpRule, PlaneRelaxation
+from genbab.bounds.lines import outward_bias
+from genbab.bounds.ops._closed_form import bounds_within, chunked, eps_of, needs_bound_grad
+from genbab.bounds.relaxation import OpRule, PlaneRelaxation
 
 Pair = tuple[Tensor, Tensor]
 _LIMIT = 1e15

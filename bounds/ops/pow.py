@@ -19,11 +19,11 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve
-from bounds.ops._closed_form import bounds_within, floor_of
-from bounds.ops._convex import Convex, convex_rule
-from bounds.ops._curve_rule import tangent_rule, whole_line
-from bounds.relaxation import OpRule
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._closed_form import bounds_within, floor_of
+from genbab.bounds.ops._convex import Convex, convex_rule
+from genbab.bounds.ops._curve_rule import tangent_rule, whole_line
+from genbab.bounds.relaxation import OpRule
 
 
 def _stationary_for(e: float, integer: bool):

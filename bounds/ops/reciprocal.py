@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve
-from bounds.ops._closed_form import ULPS_F, eps_of, floor_of
-from bounds.ops._convex import Convex, convex_rule
-from bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._closed_form import ULPS_F, eps_of, floor_of
+from genbab.bounds.ops._convex import Convex, convex_rule
+from genbab.bounds.ops._curve_rule import tangent_rule
 
 _NEAR, _FAR = 1e-15, 1e15
 

@@ -3,6 +3,6 @@
 Closed form (``bounds.ops.leaky_relu.make_kink_rule`` with slope 0 on the left)."""
 from __future__ import annotations
 
-from bounds.ops.leaky_relu import make_kink_rule
+from genbab.bounds.ops.leaky_relu import make_kink_rule
 
 RELU = make_kink_rule("Relu", 0.0)

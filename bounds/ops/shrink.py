@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bounds.ops._attributes import finite_attribute, reject_unknown
-from bounds.ops._jumps import Pieces, jump_rule
-from bounds.relaxation import OpRule
+from genbab.bounds.ops._attributes import finite_attribute, reject_unknown
+from genbab.bounds.ops._jumps import Pieces, jump_rule
+from genbab.bounds.relaxation import OpRule
 
 
 def shrink_pieces(bias: float, lambd: float) -> Pieces:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
-from bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.lines import Curve, bisection_slack, roots_on_monotone_pieces
+from genbab.bounds.ops._curve_rule import tangent_rule
 
 _C = 2.399357280515467
 _PIECES = ((-750.0, -_C), (-_C, _C), (_C, 750.0))

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bounds.anchors import ANCHOR_STEPS, default_slopes_where, line_score
-from bounds.lines import Curve
-from bounds.ops._closed_form import (ULPS_F, chunked, eps_of, floor_of, ones_where_greater,
-                                      pick)
-from bounds.ops._curve_rule import Slopes, tangent_rule
+from genbab.bounds.anchors import ANCHOR_STEPS, default_slopes_where, line_score
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._closed_form import (ULPS_F, chunked, eps_of, floor_of, ones_where_greater,
+                                            pick)
+from genbab.bounds.ops._curve_rule import Slopes, tangent_rule
 
 TWO_PI = 2 * math.pi
 HALF_PI = math.pi / 2

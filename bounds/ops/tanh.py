@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bounds.lines import Curve
-from bounds.ops._curve_rule import tangent_rule
-from bounds.ops._s_shaped import SShape, s_shaped_rule
+from genbab.bounds.lines import Curve
+from genbab.bounds.ops._curve_rule import tangent_rule
+from genbab.bounds.ops._s_shaped import SShape, s_shaped_rule
 
 
 def _slope(x: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vnnlib.parser import parse_vnnlib
+from genbab.vnnlib.parser import parse_vnnlib
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "acopf_14bus.py"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vnnlib.parser import parse_vnnlib
+from genbab.vnnlib.parser import parse_vnnlib
 
 pytestmark = pytest.mark.slow
 

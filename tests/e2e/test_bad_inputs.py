@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.cli import main
+from genbab.cli import main
 
 N_IN, N_OUT = 2, 2
 

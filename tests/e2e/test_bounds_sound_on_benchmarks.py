@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from bounds.engine import spec_bounds
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
+from genbab.bounds.engine import spec_bounds
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
 from tests.conftest import benchmarks_root
-from vnnlib.parser import parse_vnnlib
+from genbab.vnnlib.parser import parse_vnnlib
 
 _DEADLINE_S = 20.0
 _SAMPLES = 256

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verifier.cli import main
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from vnnlib.parser import parse_vnnlib
+from genbab.cli import main
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.vnnlib.parser import parse_vnnlib
 
 DEMO = Path(__file__).resolve().parents[2] / "benchmarks" / "demo"
 MODEL = DEMO / "models/onnx/sin_tanh.onnx"

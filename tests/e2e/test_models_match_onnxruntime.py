@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import benchmarks_root
-from verifier.model_check import compare_with_onnxruntime
-from verifier.onnx_loader import load_model
-from vnnlib.parser import parse_vnnlib
+from genbab.model_check import compare_with_onnxruntime
+from genbab.verifier.onnx_loader import load_model
+from genbab.vnnlib.parser import parse_vnnlib
 
 pytestmark = pytest.mark.slow
 

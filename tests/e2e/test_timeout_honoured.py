@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vnnlib.property import Property
+from genbab.vnnlib.property import Property
 
 DEMO = Path(__file__).resolve().parents[2] / "benchmarks" / "demo" / "models"
 _MARGIN_S = 3.0
@@ -31,7 +31,7 @@ def test_result_file_is_written_before_timeout_plus_margin(tmp_path):
     result_file = tmp_path / "result.txt"
     timeout_s = 4.0
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "verifier.cli", "verify",
+    proc = subprocess.run([sys.executable, "-m", "genbab.cli", "verify",
                            str(DEMO / "onnx/sin_tanh.onnx"), str(spec), "--timeout", str(timeout_s),
                            "--result-file", str(result_file)], capture_output=True, text=True,
                           timeout=60)

@@ -9,8 +9,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bounds.ops import RULES, make_rule
-from bounds.relaxation import OpRule
+from genbab.bounds.ops import RULES, make_rule
+from genbab.bounds.relaxation import OpRule
 from tests.unit.bounds.helpers import assert_below, assert_no_nan
 
 # Every registered unary rule (ONNX default attributes), plus attribute variants whose shape

@@ -1,5 +1,5 @@
 """`genbab lut build` is the offline table builder behind one CLI word."""
-from verifier.cli import main
+from genbab.cli import main
 
 
 def test_lut_build_check_reports_fresh_tables(capsys):

@@ -6,12 +6,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bounds.engine import prove
-from verifier.api import verify
-from verifier.onnx_loader import load_model
-from verifier.options import VerifyOptions
-from verifier.result import Status
-from vnnlib.property import Property
+from genbab.bounds.engine import prove
+from genbab.api import verify
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import VerifyOptions
+from genbab.verifier.result import Status
+from genbab.vnnlib.property import Property
 
 LO, HI = np.float32(0.25), np.float32(6.53)
 

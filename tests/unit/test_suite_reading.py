@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from verifier.suite import is_instances_csv, read_suite
+from genbab.suite import is_instances_csv, read_suite
 
 
 def test_instances_csv_takes_the_benchmark_from_its_folder(tmp_path: Path):

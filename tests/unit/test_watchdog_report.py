@@ -2,8 +2,8 @@
 import json
 import time
 
-from verifier import api, cli
-from verifier.result import Stats
+from genbab import api, cli
+from genbab.verifier.result import Stats
 
 
 def test_watchdog_report_carries_the_running_stats(monkeypatch):

@@ -11,8 +11,8 @@ from benchmarks.acopf import properties as props
 from benchmarks.acopf.case_study import KINDS, describe_violation, one_of_each_kind
 from benchmarks.acopf.grid import load_grid
 from benchmarks.acopf.vnnlib_writer import format_vnnlib
-from verifier.onnx_loader import load_model
-from vnnlib.parser import parse_vnnlib
+from genbab.verifier.onnx_loader import load_model
+from genbab.vnnlib.parser import parse_vnnlib
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from benchmarks.acopf import ml4acopf
 from benchmarks.acopf import properties as props
 from benchmarks.acopf.grid import OUTPUT_FIELDS, Grid, GridError, load_grid, load_sample
 from benchmarks.acopf.vnnlib_writer import format_vnnlib, write_vnnlib
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from vnnlib.parser import parse_vnnlib
-from vnnlib.property import Clause, Disjunct, Property
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.vnnlib.parser import parse_vnnlib
+from genbab.vnnlib.property import Clause, Disjunct, Property
 
 GRIDS = ("14_ieee", "118_ieee", "300_ieee")
 # file -> (kind, model bus index or branch index or None), as recovered from the files

@@ -12,10 +12,10 @@ import pytest
 
 from benchmarks.zoo.build import BuildOptions, ModelRecord, build_zoo, parse_options
 from benchmarks.zoo.families import FAMILIES
-from verifier import Status, verify
-from verifier.model_check import compare_with_onnxruntime
-from verifier.onnx_loader import load_model
-from vnnlib.parser import parse_vnnlib
+from genbab import Status, verify
+from genbab.model_check import compare_with_onnxruntime
+from genbab.verifier.onnx_loader import load_model
+from genbab.vnnlib.parser import parse_vnnlib
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

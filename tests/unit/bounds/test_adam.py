@@ -1,7 +1,7 @@
 """Our Adam must follow torch.optim.Adam step for step (same maths, no dynamo import)."""
 import torch
 
-from bounds.adam import Adam
+from genbab.bounds.adam import Adam
 
 
 def test_matches_torch_adam_with_lr_decay():

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from bounds.engine import spec_bounds
-from bounds.plan import make_plan
+from genbab.bounds.engine import spec_bounds
+from genbab.bounds.plan import make_plan
 from tests.unit.bounds.test_engine import (assert_linear_bound_holds, model, n, outputs,
                                            random_boxes, samples)
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
 
 _RNG = np.random.default_rng(23)
 
@@ -111,9 +111,9 @@ def test_a_cut_whose_past_is_its_own_is_exact():
 def test_cut_affine_jacobian_reproduces_the_tensor():
     """``z = [p, v, x] W`` is an affine map of the input and the cuts p, v: its Jacobian
     must give z exactly from sampled values of x, p and v."""
-    from bounds.backward import BoundState
-    from bounds.cuts import _jacobian
-    from verifier.forward import evaluate, prepared_constants
+    from genbab.bounds.backward import BoundState
+    from genbab.bounds.cuts import _jacobian
+    from genbab.verifier.forward import evaluate, prepared_constants
 
     graph = _controlled_model()
     plan = make_plan(graph)
@@ -129,7 +129,7 @@ def test_cut_affine_jacobian_reproduces_the_tensor():
 
 
 def test_cuts_are_taken_only_when_asked_for(monkeypatch):
-    import bounds.cuts as cuts_module
+    import genbab.bounds.cuts as cuts_module
 
     taken = []
     original = cuts_module._substitute

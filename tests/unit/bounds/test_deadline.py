@@ -9,11 +9,11 @@ import time
 
 import torch
 
-import bounds.alpha
-import bounds.engine
-from bounds.engine import spec_bounds
+from genbab.bounds import alpha as alpha_module
+from genbab.bounds import engine as engine_module
+from genbab.bounds.engine import spec_bounds
 from tests.unit.bounds.test_engine import boxes, graph_of, outputs, samples
-from verifier.options import BoundOptions
+from genbab.verifier.options import BoundOptions
 
 _STEP = 0.2
 
@@ -34,8 +34,8 @@ def _slowed(monkeypatch, module) -> list[float]:
 def test_intermediate_chunks_stop_when_the_next_would_overrun(monkeypatch):
     graph = graph_of("mlp_Relu")
     lower, upper = boxes(3)
-    monkeypatch.setattr(bounds.engine, "_ROW_BUDGET", 1)      # one row per chunk
-    calls = _slowed(monkeypatch, bounds.engine)
+    monkeypatch.setattr(engine_module, "_ROW_BUDGET", 1)      # one row per chunk
+    calls = _slowed(monkeypatch, engine_module)
     start = time.monotonic()
     coeffs = torch.eye(2)
     result = spec_bounds(graph, lower, upper, coeffs, method="crown",
@@ -52,7 +52,7 @@ def test_alpha_steps_stop_when_the_next_would_overrun(monkeypatch):
     lower, upper = boxes(3)
     start = time.monotonic()
     crown = spec_bounds(graph, lower, upper, torch.eye(2), method="crown")
-    calls = _slowed(monkeypatch, bounds.alpha)
+    calls = _slowed(monkeypatch, alpha_module)
     deadline = time.monotonic() + 2.5 * _STEP
     result = spec_bounds(graph, lower, upper, torch.eye(2), method="alpha", deadline=deadline,
                          options=BoundOptions(method="alpha", alpha_iterations=50))

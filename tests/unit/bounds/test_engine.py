@@ -15,11 +15,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from bounds.engine import output_bounds, prove, spec_bounds
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
-from vnnlib.property import Property
+from genbab.bounds.engine import output_bounds, prove, spec_bounds
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
+from genbab.vnnlib.property import Property
 
 _RNG = np.random.default_rng(0)
 def weight(*shape: int, scale: float = 0.5) -> np.ndarray:

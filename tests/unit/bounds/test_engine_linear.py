@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bounds.linear import _args, _vjp_adjoint, linear_adjoint, linear_interval, run, shift_index
-from bounds.plan import LINEAR, make_plan
-from bounds.rewrite import SHIFT_BY_MAX
+from genbab.bounds.linear import (_args, _vjp_adjoint, linear_adjoint, linear_interval, run,
+                                  shift_index)
+from genbab.bounds.plan import LINEAR, make_plan
+from genbab.bounds.rewrite import SHIFT_BY_MAX
 from tests.unit.bounds.test_engine import MODELS
-from verifier.forward import prepared_constants
-from verifier.onnx_loader import load_model
+from genbab.verifier.forward import prepared_constants
+from genbab.verifier.onnx_loader import load_model
 
 
 def _linear_nodes():

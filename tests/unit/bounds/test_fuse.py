@@ -15,11 +15,11 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from bounds.engine import output_bounds
-from bounds.fuse import fuse
-from bounds.plan import make_plan
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
+from genbab.bounds.engine import output_bounds
+from genbab.bounds.fuse import fuse
+from genbab.bounds.plan import make_plan
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

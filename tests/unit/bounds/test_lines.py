@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bounds.lines import extreme, extreme_value
-from bounds.ops.abs import ABS_CURVE
-from bounds.ops.cos import COS_CURVE
-from bounds.ops.erf import ERF_CURVE
-from bounds.ops.exp import EXP_CURVE
-from bounds.ops.floor import FLOOR_CURVE
-from bounds.ops.gelu import GELU_CURVE
-from bounds.ops.sigmoid import SIGMOID_CURVE
-from bounds.ops.sin import SIN_CURVE
-from bounds.ops.tanh import TANH_CURVE
+from genbab.bounds.lines import extreme, extreme_value
+from genbab.bounds.ops.abs import ABS_CURVE
+from genbab.bounds.ops.cos import COS_CURVE
+from genbab.bounds.ops.erf import ERF_CURVE
+from genbab.bounds.ops.exp import EXP_CURVE
+from genbab.bounds.ops.floor import FLOOR_CURVE
+from genbab.bounds.ops.gelu import GELU_CURVE
+from genbab.bounds.ops.sigmoid import SIGMOID_CURVE
+from genbab.bounds.ops.sin import SIN_CURVE
+from genbab.bounds.ops.tanh import TANH_CURVE
 from tests.unit.bounds.helpers import random_boxes
 
 CURVES = {"Abs": ABS_CURVE, "Cos": COS_CURVE, "Erf": ERF_CURVE, "Exp": EXP_CURVE,
@@ -40,8 +40,8 @@ def test_stacked_and_per_piece_bisection_give_the_same_roots(name):
     """Small inputs bisect every piece in one tensor, large ones piece by piece: the points
     must agree bit for bit (the branching-point tables' fingerprints depend on them), and each
     must be a root of ``f' = a`` within the bracket the curve's slack assumes, or a piece end."""
-    from bounds import lines
-    from bounds.ops import gelu, mish, silu
+    from genbab.bounds import lines
+    from genbab.bounds.ops import gelu, mish, silu
     slope, pieces = {"gelu": (gelu._slope, gelu._PIECES),
                      "gelu_tanh": (gelu._tanh_slope, gelu._TANH_PIECES),
                      "silu": (silu._slope, silu._PIECES),

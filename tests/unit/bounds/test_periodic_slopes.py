@@ -13,13 +13,13 @@ import math
 import pytest
 import torch
 
-import bounds.anchors
-from bounds.anchors import default_slopes
-from bounds.lines import sound_lines
-from bounds.ops import RULES
-from bounds.ops._closed_form import CHUNK
-from bounds.ops.cos import COS_CURVE
-from bounds.ops.sin import SIN_CURVE
+from genbab.bounds import anchors
+from genbab.bounds.anchors import default_slopes
+from genbab.bounds.lines import sound_lines
+from genbab.bounds.ops import RULES
+from genbab.bounds.ops._closed_form import CHUNK
+from genbab.bounds.ops.cos import COS_CURVE
+from genbab.bounds.ops.sin import SIN_CURVE
 from tests.unit.bounds.helpers import assert_below, assert_no_nan
 
 PI = math.pi
@@ -152,13 +152,13 @@ def test_periodic_lines_are_no_looser_than_the_generic_search_at_the_midpoint(op
 def test_generic_search_runs_only_for_non_finite_bounds(op, monkeypatch):
     """Finite boxes (narrow, straddling, wide, huge) never reach the generic search."""
     seen = []
-    generic = bounds.anchors.default_slopes
+    generic = anchors.default_slopes
 
     def spy(curve, lower, upper, eps):
         seen.append(lower.numel())
         return generic(curve, lower, upper, eps)
 
-    monkeypatch.setattr(bounds.anchors, "default_slopes", spy)
+    monkeypatch.setattr(anchors, "default_slopes", spy)
     families = _families(op)
     lower = torch.cat([b[0] for b in families.values()]).float()
     upper = torch.maximum(torch.cat([b[1] for b in families.values()]).float(), lower)

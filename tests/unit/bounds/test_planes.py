@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from bounds.engine import spec_bounds
-from bounds.plan import make_plan
+from genbab.bounds.engine import spec_bounds
+from genbab.bounds.plan import make_plan
 from tests.unit.bounds.test_engine import (assert_linear_bound_holds, model, n, outputs,
                                            random_boxes, samples)
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
 
 _RNG = np.random.default_rng(11)
 

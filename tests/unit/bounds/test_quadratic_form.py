@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from bounds.engine import spec_bounds
-from bounds.rewrite import prepare
+from genbab.bounds.engine import spec_bounds
+from genbab.bounds.rewrite import prepare
 from tests.unit.bounds.test_engine import model, n, outputs, samples
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
 
 _RNG = np.random.default_rng(7)
 

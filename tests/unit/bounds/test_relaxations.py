@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
-from bounds.ops import RULES, make_rule
-from bounds.relaxation import LinearRelaxation, OpRule, PlaneRelaxation
+from genbab.bounds.ops import RULES, make_rule
+from genbab.bounds.relaxation import LinearRelaxation, OpRule, PlaneRelaxation
 from tests.unit.bounds.helpers import (assert_below, assert_no_nan, random_boxes,
                                        sample_in_box)
 
@@ -475,7 +475,7 @@ def test_fast_relaxation_falls_back_soundly_on_huge_and_infinite_bounds(op):
 
 
 def _reference_rule(op: str) -> OpRule:
-    from bounds.ops import exp, pow, reciprocal, sigmoid, tanh
+    from genbab.bounds.ops import exp, pow, reciprocal, sigmoid, tanh
     if op in ("Sigmoid", "Tanh"):
         return (sigmoid.SIGMOID_SHAPE if op == "Sigmoid" else tanh.TANH_SHAPE).reference
     if op == "Pow":
@@ -484,7 +484,7 @@ def _reference_rule(op: str) -> OpRule:
 
 
 def _pow_reference() -> OpRule:
-    from bounds.ops import pow
+    from genbab.bounds.ops import pow
     return pow.SQUARE_SHAPE.reference
 
 
@@ -554,7 +554,7 @@ def test_mul_fast_path_is_sound_chunked_and_matches_exact_gradients():
             assert_below(-rel.upper_x, -(rel.upper_y.double() * y.double()
                                          + rel.upper_bias.double()), x, -z,
                          what="Mul chunked upper")
-    from bounds.ops.mul import mul_relax_exact
+    from genbab.bounds.ops.mul import mul_relax_exact
     g = torch.Generator().manual_seed(8)      # non-degenerate boxes: no ties between corners
     lo_xy = [torch.rand(512, generator=g) * 4 - 2 for _ in range(2)]
     small = tuple(lo_xy), tuple(t + torch.rand(512, generator=g) + 0.5 for t in lo_xy)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bounds.engine import spec_bounds, tighten_intermediate
-from bounds.plan import make_plan
+from genbab.bounds.engine import spec_bounds, tighten_intermediate
+from genbab.bounds.plan import make_plan
 from tests.unit.branching.test_neuron_bab import _mlp
-from verifier.forward import evaluate
-from verifier.options import BoundOptions
+from genbab.verifier.forward import evaluate
+from genbab.verifier.options import BoundOptions
 
 
 @pytest.mark.parametrize("act", ["Relu", "Sigmoid", "Tanh", "Sin"])

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.onnx_loader import load_model
+from genbab.verifier.onnx_loader import load_model
 
 SLOPE = {"Relu": 1.0, "Sigmoid": 0.25, "Tanh": 1.0, "Sin": 1.0, "Clip": 1.0}   # max |f'|
 CLIP_RANGE = (-0.5, 0.5)   # Clip's min and max in these nets (a hard tanh with kinks at +-0.5)

@@ -8,10 +8,10 @@ import time
 import pytest
 import torch
 
-from branching.bbps import split_nodes
-from bounds.engine import spec_bounds
-from bounds.plan import make_plan
-from verifier.result import Stats
+from genbab.branching.bbps import split_nodes
+from genbab.bounds.engine import spec_bounds
+from genbab.bounds.plan import make_plan
+from genbab.verifier.result import Stats
 
 from tests.unit.branching.test_neuron_bab import (LOWER, UPPER, _mlp, _property,
                                                   _unsat_threshold)
@@ -20,9 +20,9 @@ from tests.unit.branching.test_neuron_bab import (LOWER, UPPER, _mlp, _property,
 def _arbitration_setup(seed: int):
     from types import SimpleNamespace
 
-    from branching.bab import Spec
-    from branching.bbps import ScoreInput, shortcuts
-    from branching.domain import Domains
+    from genbab.branching.bab import Spec
+    from genbab.branching.bbps import ScoreInput, shortcuts
+    from genbab.branching.domain import Domains
     graph, lip = _mlp("Sigmoid", widths=(2, 12, 12, 1), seed=seed)
     spec = Spec.from_disjunct(_property(_unsat_threshold(graph, lip)).disjuncts[0],
                               torch.float32, torch.device("cpu"))
@@ -62,7 +62,7 @@ def _child_truth(search, nodes, parents, data, spec, interm, i: int, j: int) -> 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_arbitration_bounds_the_real_children_and_never_keeps_the_worse_pick(seed):
-    from branching.neuron_bab import _arbitrate, _children_worst
+    from genbab.branching.neuron_bab import _arbitrate, _children_worst
     search, nodes, parents, data, spec, interm = _arbitration_setup(seed)
     truth = {}
     for i, node in enumerate(nodes):
@@ -75,7 +75,7 @@ def test_arbitration_bounds_the_real_children_and_never_keeps_the_worse_pick(see
     (i, j) = min(truth, key=truth.get)
     which, index = _arbitrate(search, nodes, parents, data, spec, interm,
                               torch.tensor([i]), torch.tensor([j]))
-    from branching.bbps import choose_neurons
+    from genbab.branching.bbps import choose_neurons
     bw, bi, _ = choose_neurons(search.plan, nodes, data, "babsr", search.cuts)
     kept = truth[(int(which[0]), int(index[0]))]
     assert kept >= max(truth[(i, j)], truth[(int(bw[0]), int(bi[0]))]) - 1e-6

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from bounds.engine import spec_bounds
-from bounds.plan import make_plan
-from verifier.forward import evaluate
-from branching import bbps
+from genbab.bounds.engine import spec_bounds
+from genbab.bounds.plan import make_plan
+from genbab.verifier.forward import evaluate
+from genbab.branching import bbps
 from tests.unit.branching.nets import mlp
 
 WIDTHS = (4, 16, 16, 1)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from branching.clip import clip_boxes
+from genbab.branching.clip import clip_boxes
 
 
 def _sample(lower: torch.Tensor, upper: torch.Tensor, count: int, seed: int) -> torch.Tensor:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from branching.bab import BabStatus, input_split_bab
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-from verifier.result import Stats
-from verifier.witness import confirm
-from vnnlib.property import Property
+from genbab.branching.bab import BabStatus, input_split_bab
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from genbab.verifier.result import Stats
+from genbab.witness import confirm
+from genbab.vnnlib.property import Property
 
 # whole branch-and-bound runs with timeouts: deselect with -m "not slow"
 pytestmark = pytest.mark.slow

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from branching.bab import BabStatus, input_split_bab
-from verifier.forward import evaluate
-from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-from verifier.result import Stats
-from vnnlib.property import Clause, Disjunct
+from genbab.branching.bab import BabStatus, input_split_bab
+from genbab.verifier.forward import evaluate
+from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from genbab.verifier.result import Stats
+from genbab.vnnlib.property import Clause, Disjunct
 
 from tests.unit.branching.nets import mlp
 

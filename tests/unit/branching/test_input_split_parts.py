@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-import branching.bab as bab
-from branching.bab import BatchSize, Spec, bound_domains
-from branching.domain import Domains
-from branching.heuristics import clause_sensitivity, rank_input_dims
-from branching.split import split_input_dims
-from vnnlib.property import Clause, Disjunct
+import genbab.branching.bab as bab
+from genbab.branching.bab import BatchSize, Spec, bound_domains
+from genbab.branching.domain import Domains
+from genbab.branching.heuristics import clause_sensitivity, rank_input_dims
+from genbab.branching.split import split_input_dims
+from genbab.vnnlib.property import Clause, Disjunct
 
 
 def _domains(lower, upper, clauses: int = 1, sensitivity=None) -> Domains:
@@ -153,9 +153,9 @@ def test_bound_domains_passes_other_errors_on(monkeypatch):
 def test_domains_needing_a_rare_row_are_bounded_apart(monkeypatch):
     from pathlib import Path
 
-    from verifier.onnx_loader import load_model
-    from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-    from verifier.result import Stats
+    from genbab.verifier.onnx_loader import load_model
+    from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+    from genbab.verifier.result import Stats
 
     model = Path(__file__).resolve().parents[3] / "benchmarks/demo/models/onnx/relu_mlp.onnx"
     graph = load_model(model)
@@ -193,7 +193,7 @@ def test_domains_needing_a_rare_row_are_bounded_apart(monkeypatch):
 
 
 def test_split_depth_bisects_two_dimensions_only_in_small_rounds():
-    from branching.bab import _DEEP_BELOW, _split_depth
+    from genbab.branching.bab import _DEEP_BELOW, _split_depth
     assert _split_depth(budget=1024, parents=4, free_dims=6) == 2
     assert _split_depth(budget=1024, parents=4, free_dims=1) == 1
     assert _split_depth(budget=131072, parents=_DEEP_BELOW, free_dims=6) == 1

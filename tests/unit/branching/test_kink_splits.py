@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bounds.plan import make_plan
-from branching.bab import BabStatus
-from branching.bbps import candidates, kink_inside, split_nodes
+from genbab.bounds.plan import make_plan
+from genbab.branching.bab import BabStatus
+from genbab.branching.bbps import candidates, kink_inside, split_nodes
 from tests.unit.branching.nets import CLIP_RANGE
 from tests.unit.branching.test_neuron_bab import (_grid_min, _mlp, _root_margin, _run,
                                                   _unsat_threshold)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from branching import memory
-from verifier.graph import Graph, Node
+from genbab.branching import memory
+from genbab.verifier.graph import Graph, Node
 
 
 def _mlp(width: int) -> Graph:

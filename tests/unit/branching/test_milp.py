@@ -11,15 +11,15 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from branching import milp
-from branching.bab import BabStatus
-from branching.neuron_bab import neuron_split_bab
-from bounds.engine import spec_bounds
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-from verifier.result import Stats
-from vnnlib.property import Property
+from genbab.branching import milp
+from genbab.branching.bab import BabStatus
+from genbab.branching.neuron_bab import neuron_split_bab
+from genbab.bounds.engine import spec_bounds
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from genbab.verifier.result import Stats
+from genbab.vnnlib.property import Property
 
 
 def _net(widths, act="Relu", seed=0, skip=False):
@@ -115,9 +115,9 @@ def test_neuron_bab_agrees_with_the_milp_on_a_6d_relu_net(seed):
 def test_verify_with_milp_proves_what_the_root_bounds_cannot_and_finds_violations():
     import dataclasses
 
-    from verifier.api import verify
-    from verifier.options import VerifyOptions
-    from verifier.result import Status
+    from genbab.api import verify
+    from genbab.verifier.options import VerifyOptions
+    from genbab.verifier.result import Status
 
     g = _net((2, 10, 10, 1), seed=1)
     lo, up = -np.ones(2), np.ones(2)

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from branching.bab import BabStatus
-from branching.bbps import split_nodes
-from branching.neuron_bab import neuron_split_bab
-from bounds.engine import spec_bounds
-from bounds.plan import make_plan
-from verifier.forward import evaluate
-from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-from verifier.result import Stats
-from vnnlib.property import Property
+from genbab.branching.bab import BabStatus
+from genbab.branching.bbps import split_nodes
+from genbab.branching.neuron_bab import neuron_split_bab
+from genbab.bounds.engine import spec_bounds
+from genbab.bounds.plan import make_plan
+from genbab.verifier.forward import evaluate
+from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from genbab.verifier.result import Stats
+from genbab.vnnlib.property import Property
 
 from tests.unit.branching.nets import mlp
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from branching.bab import BabStatus
-from branching.neuron_bab import _ATTACK_SHARE, _FIRST_TURN_SHARE, neuron_split_bab
-from verifier.attack import Falsifier
-from verifier.forward import evaluate
-from verifier.options import AttackOptions, BoundOptions, BranchingOptions
-from verifier.result import Stats
-from vnnlib.property import Property
+from genbab.branching.bab import BabStatus
+from genbab.branching.neuron_bab import _ATTACK_SHARE, _FIRST_TURN_SHARE, neuron_split_bab
+from genbab.branching.attack import Falsifier
+from genbab.verifier.forward import evaluate
+from genbab.verifier.options import AttackOptions, BoundOptions, BranchingOptions
+from genbab.verifier.result import Stats
+from genbab.vnnlib.property import Property
 
 from tests.unit.branching.test_neuron_bab import LOWER, UPPER, _grid_min, _mlp
 

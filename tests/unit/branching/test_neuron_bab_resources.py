@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import branching.neuron_bab as nb
-from branching.domain import Domains, Pool
+import genbab.branching.neuron_bab as nb
+from genbab.branching.domain import Domains, Pool
 from tests.unit.branching.test_neuron_bab import _mlp, _run, _unsat_threshold
-from branching.bab import BabStatus
+from genbab.branching.bab import BabStatus
 
 
 def _domains(batch: int, rows: int = 3) -> Domains:

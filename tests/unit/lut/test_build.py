@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from bounds.ops import make_rule
-from lut import build
-from lut.build import (box_losses, default_grid, main, relaxation_fingerprint, split_loss,
-                       stale_tables)
-from lut.table import BranchPoints, StaleTableError, pair_index
+from genbab.bounds.ops import make_rule
+from genbab.lut import build
+from genbab.lut.build import (box_losses, default_grid, main, relaxation_fingerprint, split_loss,
+                              stale_tables)
+from genbab.lut.table import BranchPoints, StaleTableError, pair_index
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from lut.table import (DATA_DIR, INSIDE_FRACTION, BranchPoints, Consumer, StaleTableError,
-                       TableError, canonical_key, key_dimension, pair_index, signature_key)
+from genbab.lut.table import (DATA_DIR, INSIDE_FRACTION, BranchPoints, Consumer, StaleTableError,
+                              TableError, canonical_key, key_dimension, pair_index, signature_key)
 
 SHIPPED_AT_LEAST = ("Sigmoid", "Tanh", "Sin", "Cos", "Cos+Sin", "Exp", "Pow2", "Pow3",
                     "Reciprocal", "Mul@0", "Mul@1", "Atan", "Softsign", "LogSigmoid", "Celu",
@@ -27,8 +27,9 @@ def points() -> BranchPoints:
 
 
 def test_table_module_is_a_leaf():
-    code = ("import sys, lut, lut.table; bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('bounds', 'verifier', 'branching', 'vnnlib')]; assert not bad, bad")
+    code = ("import sys, genbab.lut.table; bad = [m for m in sys.modules if m.startswith(("
+            "'genbab.bounds', 'genbab.verifier', 'genbab.branching', 'genbab.vnnlib'))]; "
+            "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -169,29 +170,29 @@ def test_float32_grid_values_find_their_grid_box(points):
 
 def test_missing_signature_warns_once_and_splits_at_the_midpoint(points, caplog):
     lower, upper = torch.tensor([-1.0, 0.0]), torch.tensor([3.0, 0.5])
-    with caplog.at_level(logging.WARNING, logger="lut.table"):
+    with caplog.at_level(logging.WARNING, logger="genbab.lut.table"):
         first = points.lookup("Softplus+Tanh", lower, upper)
         second = points.lookup("Tanh+Softplus", lower, upper)
     assert torch.equal(first, torch.tensor([1.0, 0.25])) and torch.equal(second, first)
     warnings = [r for r in caplog.records if "Softplus+Tanh" in r.getMessage()]
     assert len(warnings) == 1
-    assert "python -m lut.build Softplus+Tanh" in warnings[0].getMessage()
+    assert "python -m genbab.lut.build Softplus+Tanh" in warnings[0].getMessage()
     assert torch.equal(points.lookup(None, lower, upper), first)
 
 
 def test_stale_fingerprint_is_refused_with_the_rebuild_command():
     stale = BranchPoints(fingerprint=lambda key: "0" * 64)
-    with pytest.raises(StaleTableError, match=r"python -m lut\.build Cos\+Sin"):
+    with pytest.raises(StaleTableError, match=r"python -m genbab\.lut\.build Cos\+Sin"):
         stale.lookup("Sin+Cos", torch.tensor([0.0]), torch.tensor([1.0]))
 
 
 def test_stale_table_can_fall_back_to_the_midpoint(caplog):
     stale = BranchPoints(fingerprint=lambda key: "0" * 64, on_stale="warn")
-    with caplog.at_level(logging.WARNING, logger="lut.table"):
+    with caplog.at_level(logging.WARNING, logger="genbab.lut.table"):
         for _ in range(3):
             split = stale.lookup("Sigmoid", torch.tensor([0.0, -2.0]), torch.tensor([1.0, 4.0]))
     assert torch.equal(split, torch.tensor([0.5, 1.0]))
-    assert sum("python -m lut.build Sigmoid" in r.getMessage() for r in caplog.records) == 1
+    assert sum("python -m genbab.lut.build Sigmoid" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_matching_fingerprint_is_accepted(points):
@@ -206,7 +207,7 @@ def test_old_format_version_is_refused(tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest["tables"]["Sigmoid"]["format_version"] = 0
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(StaleTableError, match="python -m lut.build Sigmoid"):
+    with pytest.raises(StaleTableError, match="python -m genbab.lut.build Sigmoid"):
         BranchPoints(tmp_path).lookup("Sigmoid", torch.tensor(0.0), torch.tensor(1.0))
     assert isinstance(StaleTableError("x"), TableError)
 

@@ -16,13 +16,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from bounds.engine import output_bounds
-from bounds.ops import make_rule
-from verifier.forward import FORWARD, evaluate
-from verifier.graph import Node
-from verifier.model_check import compare_with_onnxruntime
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
+from genbab.bounds.engine import output_bounds
+from genbab.bounds.ops import make_rule
+from genbab.verifier.forward import FORWARD, evaluate
+from genbab.verifier.graph import Node
+from genbab.model_check import compare_with_onnxruntime
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

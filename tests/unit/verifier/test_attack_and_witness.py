@@ -9,14 +9,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.api import verify
-from verifier.attack import Falsifier
-from verifier.cli import main
-from verifier.onnx_loader import load_model
-from verifier.options import AttackOptions
-from verifier.result import Status
-from verifier.witness import confirm, format_counterexample, run_onnxruntime
-from vnnlib.property import Property
+from genbab.api import verify
+from genbab.branching.attack import Falsifier
+from genbab.cli import main
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import AttackOptions
+from genbab.verifier.result import Status
+from genbab.witness import confirm, format_counterexample, run_onnxruntime
+from genbab.vnnlib.property import Property
 
 
 def _sine_model(path) -> str:
@@ -126,12 +126,12 @@ def test_sat_result_file_passes_the_official_check(sine, tmp_path, capsys):
     out = tmp_path / "result.txt"
     assert main(["verify", sine, str(spec), "--timeout", "20", "--result-file", str(out)]) == 0
     assert capsys.readouterr().out.strip() == "sat"
-    from vnnlib.parser import parse_vnnlib
+    from genbab.vnnlib.parser import parse_vnnlib
     assert _official_check(out.read_text(), sine, parse_vnnlib(spec, num_inputs=2, num_outputs=2))
 
 
 def test_counterexample_text_has_full_precision():
-    from verifier.result import Counterexample
+    from genbab.verifier.result import Counterexample
     cex = Counterexample(x=np.array([[0.1234567890123]]), y=np.array([1e-12, -3.0]),
                          disjunct=0, clause=0)
     text = format_counterexample(cex)

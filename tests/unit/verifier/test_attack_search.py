@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.attack import Falsifier, _hinge_loss, _row_scale
-from verifier.onnx_loader import load_model
-from verifier.options import AttackOptions
-from vnnlib.property import Property
+from genbab.branching.attack import Falsifier, _hinge_loss, _row_scale
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import AttackOptions
+from genbab.vnnlib.property import Property
 
 
 def _linear_model(weight: np.ndarray, bias: np.ndarray):

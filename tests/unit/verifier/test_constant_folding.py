@@ -8,9 +8,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests.unit.verifier.test_loader import check_ort, f32, make_model
-from verifier.errors import ModelError, UnsupportedOpError
-from verifier.onnx_fold import fold_node
-from verifier.onnx_loader import load_model
+from genbab.verifier.errors import ModelError, UnsupportedOpError
+from genbab.verifier.onnx_fold import fold_node
+from genbab.verifier.onnx_loader import load_model
 
 
 def _shape_arithmetic_model():

@@ -10,10 +10,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.forward import FORWARD, evaluate, prepared_constants
-from verifier.graph import Graph, Node
-from verifier.model_check import compare_with_onnxruntime
-from verifier.onnx_loader import load_model
+from genbab.verifier.forward import FORWARD, evaluate, prepared_constants
+from genbab.verifier.graph import Graph, Node
+from genbab.model_check import compare_with_onnxruntime
+from genbab.verifier.onnx_loader import load_model
 
 FLOAT = TensorProto.FLOAT
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.errors import ModelError, UnsupportedOpError
-from verifier.forward import evaluate
-from verifier.model_check import compare_with_onnxruntime
-from verifier.onnx_loader import load_model
+from genbab.verifier.errors import ModelError, UnsupportedOpError
+from genbab.verifier.forward import evaluate
+from genbab.model_check import compare_with_onnxruntime
+from genbab.verifier.onnx_loader import load_model
 
 FLOAT = TensorProto.FLOAT
 

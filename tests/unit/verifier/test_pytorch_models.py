@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from verifier import Status, verify
-from verifier.api import export_module
-from verifier.model_check import compare_with_onnxruntime
-from verifier.support import VERIFY, support_report
-from vnnlib.property import Property
+from genbab import Status, verify
+from genbab.api import export_module
+from genbab.model_check import compare_with_onnxruntime
+from genbab.support import VERIFY, support_report
+from genbab.vnnlib.property import Property
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

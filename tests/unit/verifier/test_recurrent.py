@@ -17,12 +17,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from bounds.engine import output_bounds
-from verifier.errors import ModelError
-from verifier.forward import FORWARD, evaluate
-from verifier.model_check import compare_with_onnxruntime
-from verifier.onnx_loader import load_model
-from verifier.options import BoundOptions
+from genbab.bounds.engine import output_bounds
+from genbab.verifier.errors import ModelError
+from genbab.verifier.forward import FORWARD, evaluate
+from genbab.model_check import compare_with_onnxruntime
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.options import BoundOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -431,8 +431,8 @@ class _TinyLSTM(torch.nn.Module):
 
 @pytest.mark.parametrize("radius, expected", [(0.01, "VERIFIED"), (5.0, "FALSIFIED")])
 def test_verify_tiny_lstm_classifier(radius, expected, tmp_path):
-    from verifier import Status, verify
-    from vnnlib import Property
+    from genbab import Status, verify
+    from genbab.vnnlib import Property
 
     torch.manual_seed(0)
     module = _TinyLSTM().eval()

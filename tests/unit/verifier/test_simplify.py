@@ -1,4 +1,4 @@
-"""Peeling the output softmax (verifier/simplify.py): only where the property means the same on
+"""Peeling the output softmax (genbab/simplify.py): only where the property means the same on
 the logits, and then the verdicts agree with ground truth on the original model."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier.api import verify
-from verifier.forward import evaluate
-from verifier.onnx_loader import load_model
-from verifier.result import Status
-from verifier.simplify import peel_output_softmax, simplify
-from vnnlib.property import Property
+from genbab.api import verify
+from genbab.verifier.forward import evaluate
+from genbab.verifier.onnx_loader import load_model
+from genbab.verifier.result import Status
+from genbab.simplify import peel_output_softmax, simplify
+from genbab.vnnlib.property import Property
 
 N_IN, N_OUT = 2, 3
 

@@ -1,7 +1,7 @@
 """run-suite keeps the JSON report of ``genbab verify --json``, which is printed indented."""
 import json
 
-from verifier.suite import _json_report
+from genbab.suite import _json_report
 
 
 def test_json_report_reads_an_indented_object_after_log_lines():

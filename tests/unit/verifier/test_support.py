@@ -1,7 +1,7 @@
 """``check-model`` tells the truth: a walk over the loader's whole op registry.
 
 Every op the loader normalises has a tiny model here with the op on the perturbed path (or, for
-shape ops, on constants) and the support level ``verifier.support`` must report for it; then
+shape ops, on constants) and the support level ``genbab.support`` must report for it; then
 ``verify`` itself is run on it, and must behave as the level promises:
 
 * ``verify``: a trivially true property is *proved* (bounds ran end to end);
@@ -19,11 +19,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from verifier import Status, verify
-from verifier.errors import UnsupportedOpError
-from verifier.onnx_normalise import NORMALISERS
-from verifier.support import ATTACK, FOLDED, UNSUPPORTED, VERIFY, support_report
-from vnnlib.property import Property
+from genbab import Status, verify
+from genbab.verifier.errors import UnsupportedOpError
+from genbab.verifier.onnx_normalise import NORMALISERS
+from genbab.support import ATTACK, FOLDED, UNSUPPORTED, VERIFY, support_report
+from genbab.vnnlib.property import Property
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -210,7 +210,7 @@ def _level(model, op: str) -> str:
 
 def _trivial(model, timeout: float = 10.0):
     """verify on the box [0.1, 0.9]^n with a property no finite output violates."""
-    from verifier.onnx_loader import load_model
+    from genbab.verifier.onnx_loader import load_model
     graph = load_model(model)
     n, m = graph.input_size, graph.output_size
     row = np.zeros((1, m))
@@ -236,7 +236,7 @@ def test_support_level_is_what_verify_does(op):
 @pytest.mark.parametrize("op", ["Where", "Greater"])
 def test_attack_only_models_are_still_refuted(op):
     model = CASES[op][0]()
-    from verifier.onnx_loader import load_model
+    from genbab.verifier.onnx_loader import load_model
     graph = load_model(model)
     row = np.zeros((1, graph.output_size))
     row[0, 0] = 1.0       # violated iff y0 <= 10: true everywhere on this box

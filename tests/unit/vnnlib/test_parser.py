@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vnnlib
-from vnnlib import lexer
-from vnnlib.lexer import SourceText, statements, tokenize
-from vnnlib.parser import parse_vnnlib
+from genbab import vnnlib
+from genbab.vnnlib import lexer
+from genbab.vnnlib.lexer import SourceText, statements, tokenize
+from genbab.vnnlib.parser import parse_vnnlib
 
 
 def declare(n: int, m: int) -> str:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import VnnlibError
-from vnnlib.parser import parse_vnnlib
+from genbab.verifier.errors import VnnlibError
+from genbab.vnnlib.parser import parse_vnnlib
 
 # lines 1-4; a body starts on line 5
 HEADER = ("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n"
@@ -180,7 +180,7 @@ def test_parser_rejects_property_without_inputs():
 
 
 def test_parser_rejects_cross_product_beyond_limit(monkeypatch):
-    import vnnlib.parser as parser
+    import genbab.vnnlib.parser as parser
     monkeypatch.setattr(parser, "MAX_ENTRIES", 3)
     text = HEADER + "(assert (or (<= Y_0 0) (<= Y_0 1)))\n(assert (or (<= Y_0 0) (<= Y_0 1)))"
     expect_error(text, 6, "limit of 3")

@@ -86,7 +86,7 @@ def judge(result: str, expected: str | None) -> str:
 
 def run_instance(inst: Instance, options: SuiteOptions, result_file: Path) -> dict:
     folder = options.root / inst.benchmark
-    cmd = [sys.executable, "-m", "verifier.cli", "verify", str(folder / inst.onnx),
+    cmd = [sys.executable, "-m", "genbab.cli", "verify", str(folder / inst.onnx),
            str(folder / inst.vnnlib), "--timeout", str(inst.timeout_s), "--device",
            options.device, "--result-file", str(result_file), "--json", "-q",
            *options.extra_args]

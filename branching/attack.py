@@ -25,10 +25,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from verifier.forward import evaluate
-from verifier.graph import Graph
-from verifier.options import AttackOptions
-from vnnlib.property import Property
+from genbab.verifier.forward import evaluate
+from genbab.verifier.graph import Graph
+from genbab.verifier.options import AttackOptions
+from genbab.vnnlib.property import Property
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import onnx
 
-from bounds.plan import unsupported_ops
-from verifier.errors import ModelError, UnsupportedOpError
-from verifier.onnx_loader import load_model, read_model
+from genbab.bounds.plan import unsupported_ops
+from genbab.verifier.errors import ModelError, UnsupportedOpError
+from genbab.verifier.onnx_loader import load_model, read_model
 
 VERIFY, FOLDED, ATTACK, UNSUPPORTED = "verify", "folded", "attack only", "unsupported"
 UNCHECKED = "not checked"   # the model does not load, so the rest of the pipeline never ran

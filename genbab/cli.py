@@ -70,14 +70,14 @@ def _seconds_since_process_start() -> float:
 
 # -- verify -------------------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace) -> int:
-    from verifier.errors import VerifierError
+    from genbab.verifier.errors import VerifierError
 
     watchdog = (_start_watchdog(args.result_file, args.timeout, args.start_time, args.json)
                 if args.watchdog else None)
     try:
         import torch
 
-        from verifier.api import verify
+        from genbab.api import verify
 
         torch.set_num_threads(args.threads or _usable_cores())
 
@@ -116,7 +116,7 @@ def _verify_options(args: argparse.Namespace):
     """The typed options from the command line (switches for the ablations included)."""
     import dataclasses
 
-    from verifier.options import BranchingOptions, VerifyOptions
+    from genbab.verifier.options import BranchingOptions, VerifyOptions
 
     branching = BranchingOptions(enabled=args.split != "none",
                                  split="auto" if args.split == "none" else args.split,
@@ -172,7 +172,7 @@ def _write_result(path: str | None, word: str, counterexample) -> None:
         return
     text = word + "\n"
     if word == "sat" and counterexample is not None:
-        from verifier.witness import format_counterexample
+        from genbab.witness import format_counterexample
         text += format_counterexample(counterexample)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -210,8 +210,8 @@ def _watchdog_report(start: float) -> dict:
               "time_s": round(time.monotonic() - start, 4),
               "message": "stopped by the watchdog: a stage overran the time budget"}
     try:
-        from verifier.api import current_stats
-        from verifier.result import Result, Status
+        from genbab.api import current_stats
+        from genbab.verifier.result import Result, Status
 
         stats = current_stats()
         if stats is not None:
@@ -225,7 +225,7 @@ def _watchdog_report(start: float) -> dict:
 
 # -- check-model --------------------------------------------------------------------------
 def cmd_check_model(args: argparse.Namespace) -> int:
-    from verifier.errors import VerifierError
+    from genbab.verifier.errors import VerifierError
 
     try:
         return _check_model(args)
@@ -241,13 +241,13 @@ _LEVEL_WORDS = {"verify": "verify", "folded": "folded", "attack only": "ATTACK O
 
 
 def _check_model(args: argparse.Namespace) -> int:
-    """Per op, what ``verify`` can do with it (``verifier.support``), then agreement with
+    """Per op, what ``verify`` can do with it (``genbab.support``), then agreement with
     onnxruntime.  Exit 0 when verify will run (attack-only models included: they get an
     answer, ``sat`` or ``unknown``) and the model agrees; 1 otherwise."""
     import numpy as np
 
-    from verifier.model_check import compare_with_onnxruntime
-    from verifier.support import UNSUPPORTED, support_report
+    from genbab.model_check import compare_with_onnxruntime
+    from genbab.support import UNSUPPORTED, support_report
 
     report = support_report(args.model)
     if not args.json:
@@ -265,8 +265,8 @@ def _check_model(args: argparse.Namespace) -> int:
         return EXIT_DISAGREE
     lower = upper = None
     if args.spec:
-        from verifier.onnx_loader import load_model
-        from vnnlib.parser import parse_vnnlib
+        from genbab.verifier.onnx_loader import load_model
+        from genbab.vnnlib.parser import parse_vnnlib
 
         graph = load_model(args.model)
         prop = parse_vnnlib(args.spec, num_inputs=graph.input_size,
@@ -288,7 +288,7 @@ def _check_model(args: argparse.Namespace) -> int:
 
 # -- bounds -------------------------------------------------------------------------------
 def cmd_bounds(args: argparse.Namespace) -> int:
-    from verifier.errors import VerifierError
+    from genbab.verifier.errors import VerifierError
 
     try:
         lower, upper = _output_bounds(args)
@@ -310,10 +310,10 @@ def _output_bounds(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     import numpy as np
     import torch
 
-    from bounds.engine import output_bounds
-    from verifier.onnx_loader import load_model
-    from verifier.options import BoundOptions
-    from vnnlib.parser import parse_vnnlib
+    from genbab.bounds.engine import output_bounds
+    from genbab.verifier.onnx_loader import load_model
+    from genbab.verifier.options import BoundOptions
+    from genbab.vnnlib.parser import parse_vnnlib
 
     graph = load_model(args.model)
     prop = parse_vnnlib(args.spec, num_inputs=graph.input_size, num_outputs=graph.output_size)
@@ -327,9 +327,9 @@ def _output_bounds(args: argparse.Namespace) -> tuple[list[float], list[float]]:
 
 # -- run-suite ----------------------------------------------------------------------------
 def cmd_run_suite(args: argparse.Namespace) -> int:
-    from verifier.suite import SuiteOptions, run_suite
+    from genbab.suite import SuiteOptions, run_suite
 
-    from verifier.suite import is_instances_csv
+    from genbab.suite import is_instances_csv
 
     suite = Path(args.suite)
     if args.root is None:
@@ -351,7 +351,7 @@ def cmd_run_suite(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------
 def _memory_size(text: str) -> float:
-    from branching.memory import parse_memory
+    from genbab.branching.memory import parse_memory
 
     try:
         return parse_memory(text)
@@ -439,13 +439,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_lut(args: argparse.Namespace) -> int:
-    """``genbab lut build ...`` is ``python -m lut.build ...`` (offline table building)."""
+    """``genbab lut build ...`` is ``python -m genbab.lut.build ...`` (offline table building)."""
     rest = list(args.lut_args)
     if not rest or rest[0] != "build":
         print("usage: genbab lut build [KEYS ...] [--check] [--step S] [--step-2d S] "
               "[--refine N] [--out DIR]", file=sys.stderr)
         return EXIT_ERROR
-    from lut.build import main as build_main
+    from genbab.lut.build import main as build_main
 
     return build_main(rest[1:])
 

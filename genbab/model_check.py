@@ -12,10 +12,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from verifier.errors import ModelError
-from verifier.forward import evaluate
-from verifier.graph import Graph
-from verifier.onnx_loader import load_model
+from genbab.verifier.errors import ModelError
+from genbab.verifier.forward import evaluate
+from genbab.verifier.graph import Graph
+from genbab.verifier.onnx_loader import load_model
 
 _SESSIONS: dict[str, ort.InferenceSession] = {}
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,

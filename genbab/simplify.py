@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from verifier.graph import Graph
-from vnnlib.property import Property
+from genbab.verifier.graph import Graph
+from genbab.vnnlib.property import Property
 
 
 def simplify(graph: Graph, prop: Property) -> tuple[Graph, list[str]]:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from verifier.errors import ModelError, SpecMismatchError, VerifierError
-from verifier.graph import Graph
-from verifier.options import VerifyOptions
-from verifier.result import Result, Stats, Status
-from verifier.simplify import simplify
-from vnnlib.property import Property
+from genbab.verifier.errors import ModelError, SpecMismatchError, VerifierError
+from genbab.verifier.graph import Graph
+from genbab.verifier.options import VerifyOptions
+from genbab.verifier.result import Result, Stats, Status
+from genbab.simplify import simplify
+from genbab.vnnlib.property import Property
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _MAX_REJECTED_CANDIDATES = 20   # candidates onnxruntime disagrees with before w
 class _Run:
     """Everything the decision stages share for one call of ``verify``."""
 
-    graph: Graph                     # what the searches run on (``verifier.simplify``)
+    graph: Graph                     # what the searches run on (``genbab.simplify``)
     prop: Property
     model_graph: Graph               # the graph as loaded, for re-checks without ONNX
     onnx_model: str | bytes | None   # what onnxruntime re-checks counterexamples on
@@ -129,8 +129,8 @@ def _decide(run: _Run):
 
 def _without_relaxation(graph: Graph) -> list[str]:
     """The op types on the perturbed path that have no sound relaxation (the model can be
-    attacked but not proved; ``verifier.support`` reports the same)."""
-    from bounds.plan import unsupported_ops
+    attacked but not proved; ``genbab.support`` reports the same)."""
+    from genbab.bounds.plan import unsupported_ops
 
     return sorted(unsupported_ops(graph))
 
@@ -159,7 +159,7 @@ def _prove_and_branch(run: _Run, falsifier):
     networks with weak relaxations (binarised nets: CROWN intervals of 23k sign neurons took
     57 of 60 s on traffic_signs model_30) it would otherwise leave nothing for the attack and
     branch-and-bound.  Its intervals stay sound when cut short (unfinished rows keep IBP)."""
-    from bounds.engine import prove
+    from genbab.bounds.engine import prove
 
     with timed(run.stats, "bounds"):
         now = time.monotonic()
@@ -196,7 +196,7 @@ def _near_miss(run: _Run, outcome) -> bool:
 def _in_float64(run: _Run, outcome):
     """Bound propagation again in float64 (sound like float32, with 2^29 times smaller
     rounding pads); a clause counts as refuted if either precision refutes it."""
-    from bounds.engine import ProofOutcome, prove
+    from genbab.bounds.engine import ProofOutcome, prove
 
     again = prove(run.graph, run.prop, dataclasses.replace(run.options, dtype="float64"),
                   run.deadline)
@@ -214,8 +214,8 @@ def _branch(run: _Run, open_disjuncts: list[int], falsifier):
     """Branch-and-bound on each open disjunct in turn.  Neuron splits give turns to the same,
     continuing PGD search (``falsify``): their domains all share the input box, so only an
     attack finds a counterexample there.  Input splits attack inside their own boxes."""
-    from branching.bab import BabStatus, input_split_bab
-    from branching.neuron_bab import neuron_split_bab
+    from genbab.branching.bab import BabStatus, input_split_bab
+    from genbab.branching.neuron_bab import neuron_split_bab
 
     def falsify(until: float):
         with timed(run.stats, "bab_attack"):
@@ -258,7 +258,7 @@ def _branch(run: _Run, open_disjuncts: list[int], falsifier):
 def _milp(run: _Run, disjunct):
     """The exact MILP stage for small ReLU chains (``--milp``): "proved", a ``sat`` verdict,
     or None to go on with branch-and-bound."""
-    from branching.milp import check_disjunct
+    from genbab.branching.milp import check_disjunct
 
     options = run.options.branching
     with timed(run.stats, "milp"):
@@ -283,7 +283,7 @@ def _use_input_split(options, free_dims: int) -> bool:
 
 
 def _make_falsifier(run: _Run):
-    from verifier.attack import Falsifier
+    from genbab.branching.attack import Falsifier
 
     with timed(run.stats, "attack"):
         return Falsifier(run.graph, run.prop, run.options.attack, run.options.device,
@@ -316,7 +316,7 @@ def _falsify(run: _Run, falsifier, rounds: int | None, deadline: float):
 
 
 def _confirm(run: _Run, x):
-    from verifier import witness
+    from genbab import witness
 
     if run.onnx_model is not None and run.options.check_with_onnxruntime:
         return witness.confirm(run.onnx_model, run.prop, x, run.graph.onnx_input_shape
@@ -329,8 +329,8 @@ def _confirm_in_float64(run: _Run, x):
     import numpy as np
     import torch
 
-    from verifier.forward import evaluate
-    from verifier.result import Counterexample
+    from genbab.verifier.forward import evaluate
+    from genbab.verifier.result import Counterexample
 
     xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, *run.model_graph.input_shape)
     y = evaluate(run.model_graph, xt).reshape(-1).numpy()
@@ -346,7 +346,7 @@ def _confirm_in_float64(run: _Run, x):
 # -- inputs -------------------------------------------------------------------------------
 def _load(model: Any, spec: Any, input_shape: tuple[int, ...] | None):
     """Returns (graph, what onnxruntime should run)."""
-    from verifier.onnx_loader import load_model
+    from genbab.verifier.onnx_loader import load_model
 
     if isinstance(model, Graph):
         return model, model.source
@@ -397,7 +397,7 @@ def _load_property(spec: Any, graph: Graph) -> Property:
                 f"the model has {graph.input_size} input and {graph.output_size} output elements")
         return spec
     if isinstance(spec, (str, os.PathLike)):
-        from vnnlib.parser import parse_vnnlib
+        from genbab.vnnlib.parser import parse_vnnlib
         return parse_vnnlib(Path(spec), num_inputs=graph.input_size,
                             num_outputs=graph.output_size)
     raise VerifierError(f"verify() cannot use a spec of type {type(spec).__name__}: pass a "

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from verifier.result import Counterexample
-from vnnlib.property import Property
+from genbab.verifier.result import Counterexample
+from genbab.vnnlib.property import Property
 
 _BOX_TOLERANCE = 1e-6   # float32 rounding of the box bounds; the official checker allows 1e-4
 
