@@ -7,7 +7,7 @@ Builds, over the loads within ±pct of the grid's reference loads (docs/acopf.md
     power balance at the most loaded bus, thermal limit of one line,
     generator limits, voltage-magnitude limits
 
-checks each with ``genbab.api.verify`` (no VNN-LIB file involved), prints a table (property,
+checks each with ``genbab.verify`` (no VNN-LIB file involved), prints a table (property,
 meaning, result, time) and writes the four properties as VNN-LIB files for other verifiers.
 
 Result words: unsat = the property HOLDS for every load in the box (proved); sat = a load in the
@@ -26,10 +26,14 @@ from pathlib import Path
 
 import torch
 
+# The property builder lives in benchmarks/acopf, which is not installed (only genbab is): the
+# example runs from a checkout, with the repository root on the path as `python -m` would put it
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from benchmarks.acopf.case_study import describe_violation, one_of_each_kind
 from benchmarks.acopf.grid import GridError, default_data_dir, load_grid
 from benchmarks.acopf.vnnlib_writer import write_vnnlib
-from genbab.api import verify
+from genbab import verify
 from genbab.verifier.onnx_loader import load_model
 
 GRID = "14_ieee"
