@@ -45,10 +45,14 @@ class _Run:
 
 @contextmanager
 def timed(stats: Stats, stage: str) -> Iterator[None]:
-    start = time.monotonic()
+    """Time a stage into ``stats.seconds`` and name it in ``stats.stage`` while it runs (what
+    a report written on SIGTERM or by the watchdog says was interrupted)."""
+    start, outer = time.monotonic(), stats.stage
+    stats.stage = stage
     try:
         yield
     finally:
+        stats.stage = outer
         stats.add_time(stage, time.monotonic() - start)
 
 

@@ -12,11 +12,9 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-_WATCHDOG_GRACE_S = 0.75   # past the timeout, the watchdog writes `timeout` and ends the process
 _FINISH_MARGIN_S = 0.5     # the pipeline's own deadline is this much before the timeout, so a
 # normal finish (result file, exit) lands within the timeout
 
@@ -72,8 +70,7 @@ def _seconds_since_process_start() -> float:
 def cmd_verify(args: argparse.Namespace) -> int:
     from genbab.verifier.errors import VerifierError
 
-    watchdog = (_start_watchdog(args.result_file, args.timeout, args.start_time, args.json)
-                if args.watchdog else None)
+    guard = _arm_guard(args) if args.watchdog else None
     try:
         import torch
 
@@ -84,13 +81,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         options = _verify_options(args)
         result = verify(args.model, args.spec, options=options, start_time=args.start_time)
     except (VerifierError, ValueError, OSError) as err:
-        return _report_error(args, err, watchdog)
+        return _report_error(args, err, guard)
     except Exception as err:  # a bug in genbab: still answer "error", never sat/unsat
         if args.debug:
             raise
-        return _report_error(args, err, watchdog, internal=True)
-    if watchdog is not None:
-        watchdog.cancel()
+        return _report_error(args, err, guard, internal=True)
+    if guard is not None:
+        guard.answer_or_wait()
     _write_result(args.result_file, result.vnncomp_word, result.counterexample)
     if args.json:
         print(json.dumps(_result_json(result), indent=1))
@@ -99,6 +96,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
         logging.getLogger("genbab").info("%s in %.2f s (%s)", result.vnncomp_word,
                                          result.time_s, result.message)
     return EXIT_OK
+
+
+def _arm_guard(args: argparse.Namespace):
+    """The watchdog and the SIGINT/SIGTERM watcher (genbab/run_guard.py): either one writes
+    the result file and a report of the run so far, then ends the process."""
+    from genbab.run_guard import RunGuard
+
+    def write(word: str, message: str, elapsed: float) -> None:
+        _write_result(args.result_file, word, None)
+        report = _partial_report(word, message, elapsed)
+        print(json.dumps(report) if args.json else word, flush=True)
+        print(f"genbab: {message} during {report['stage']} after {elapsed:.1f} s: {word}",
+              file=sys.stderr, flush=True)
+
+    return RunGuard(args.timeout, args.start_time, write).arm()
 
 
 def _usable_cores() -> int:
@@ -131,9 +143,9 @@ def _verify_options(args: argparse.Namespace):
     return options
 
 
-def _report_error(args, err: Exception, watchdog, internal: bool = False) -> int:
-    if watchdog is not None:
-        watchdog.cancel()
+def _report_error(args, err: Exception, guard, internal: bool = False) -> int:
+    if guard is not None:
+        guard.answer_or_wait()
     if args.debug and not internal:
         raise err
     kind = "internal error (please report it)" if internal else "error"
@@ -184,39 +196,20 @@ def _write_result(path: str | None, word: str, counterexample) -> None:
     os.replace(tmp, target)
 
 
-def _start_watchdog(result_file: str | None, timeout_s: float, start: float,
-                    as_json: bool = False):
-    """Last line of defence for the timeout: if the pipeline is stuck past the budget (e.g.
-    inside one long tensor operation), write ``timeout`` and end the process.  With --json
-    the report carries the statistics gathered so far (BaB rounds, bound history)."""
-    def fire() -> None:
-        try:
-            _write_result(result_file, "timeout", None)
-            print(json.dumps(_watchdog_report(start)) if as_json else "timeout", flush=True)
-        finally:
-            os._exit(EXIT_OK)
-
-    remaining = timeout_s + _WATCHDOG_GRACE_S - (time.monotonic() - start)
-    timer = threading.Timer(max(0.0, remaining), fire)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def _watchdog_report(start: float) -> dict:
-    """The JSON report of a run the watchdog ends (stats read while the pipeline is stuck:
-    copies are taken defensively)."""
-    report = {"result": "timeout", "status": "timeout",
-              "time_s": round(time.monotonic() - start, 4),
-              "message": "stopped by the watchdog: a stage overran the time budget"}
+def _partial_report(word: str, message: str, elapsed: float) -> dict:
+    """The JSON report of a run that the watchdog or a signal ends: the statistics so far and
+    the stage that was running (read while the pipeline may be mid-update: best effort)."""
+    report = {"result": word, "status": word, "time_s": round(elapsed, 4), "message": message,
+              "stage": "start-up"}
     try:
         from genbab.api import current_stats
         from genbab.verifier.result import Result, Status
 
         stats = current_stats()
         if stats is not None:
-            full = _result_json(Result(Status.TIMEOUT, time_s=report["time_s"], stats=stats,
-                                       message=report["message"]))
+            report["stage"] = stats.stage
+            full = _result_json(Result(Status(word), time_s=elapsed, stats=stats,
+                                       message=message))
             report["stats"] = full["stats"]
     except Exception:   # the report is best effort; the result file is already written
         pass

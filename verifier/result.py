@@ -38,6 +38,7 @@ class Stats:
     # "sin", "cos", "mul", ...) and "input" for input-space bisections
     splits_by_kind: dict[str, int] = field(default_factory=dict)
     extra: dict[str, float | int | str] = field(default_factory=dict)
+    stage: str = "start"   # the stage running now (set by the pipeline; named in interrupt reports)
 
     def add_time(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
