@@ -173,8 +173,11 @@ def _result_json(result) -> dict:
                                             result.stats.best_bound_history],
                      **result.stats.extra}}
     if result.counterexample is not None:
-        out["counterexample"] = {"x": result.counterexample.x.reshape(-1).tolist(),
-                                 "y": result.counterexample.y.reshape(-1).tolist()}
+        cex = result.counterexample
+        out["counterexample"] = {"x": cex.x.reshape(-1).tolist(), "y": cex.y.reshape(-1).tolist(),
+                                 "disjunct": cex.disjunct, "clause": cex.clause,
+                                 "margin_onnxruntime": cex.margin,
+                                 "margin_float64": cex.margin_float64}
     return out
 
 

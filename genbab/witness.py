@@ -67,7 +67,8 @@ def confirm(model: str | Path | bytes, prop: Property, x: np.ndarray,
             continue
         for j, clause in enumerate(disjunct.clauses):
             if bool(clause.is_satisfied(y, 0.0)):
-                return Counterexample(x=x64.reshape(input_shape), y=y, disjunct=i, clause=j)
+                return Counterexample(x=x64.reshape(input_shape), y=y, disjunct=i, clause=j,
+                                      margin=float(clause.margins(y).max()))
     return None
 
 

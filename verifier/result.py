@@ -57,6 +57,11 @@ class Counterexample:
     y: np.ndarray
     disjunct: int   # index of the violated disjunct in the property
     clause: int     # index of the satisfied clause within that disjunct
+    # the clause's worst row ``max(c.y - d)`` (<= 0: violated) on onnxruntime's output, and on
+    # genbab's own float64 evaluation of the loaded graph at the same x (a second opinion:
+    # a violation that only float32 rounding makes shows up as a positive float64 margin)
+    margin: float | None = None
+    margin_float64: float | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 passes the official VNN-COMP checker's logic (re-implemented here independently)."""
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -68,6 +69,14 @@ def test_attack_finds_counterexample_near_the_true_maximum(sine):
     cex = result.counterexample
     assert -cex.y[0] <= -(truth - 0.01)
     np.testing.assert_allclose(run_onnxruntime(sine, cex.x.reshape(-1)), cex.y, rtol=0, atol=0)
+    # both opinions on the witness: onnxruntime's margin of the violated clause, and genbab's
+    # float64 evaluation of the same x, which agrees to float32 rounding
+    assert cex.margin == pytest.approx(-cex.y[0] + (truth - 0.01), abs=0)
+    assert cex.margin <= 0 and cex.margin_float64 <= 0
+    x = cex.x.reshape(-1)
+    exact = -(np.sin(3 * x[0]) + 0.5 * x[1]) + (truth - 0.01)
+    assert cex.margin_float64 == pytest.approx(exact, abs=1e-9)
+    assert abs(cex.margin - cex.margin_float64) < 1e-5
 
 
 def test_attack_never_claims_an_impossible_violation(sine):
@@ -124,8 +133,12 @@ def test_sat_result_file_passes_the_official_check(sine, tmp_path, capsys):
     spec = tmp_path / "p.vnnlib"
     spec.write_text(prop_text)
     out = tmp_path / "result.txt"
-    assert main(["verify", sine, str(spec), "--timeout", "20", "--result-file", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == "sat"
+    assert main(["verify", sine, str(spec), "--timeout", "20", "--result-file", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["result"] == "sat" and out.read_text().startswith("sat\n")
+    witness = report["counterexample"]
+    assert witness["margin_onnxruntime"] <= 0 and witness["margin_float64"] <= 0
     from genbab.vnnlib.parser import parse_vnnlib
     assert _official_check(out.read_text(), sine, parse_vnnlib(spec, num_inputs=2, num_outputs=2))
 
