@@ -25,7 +25,8 @@ def test_planted_ci_set(tmp_path):
     subprocess.run([sys.executable, "-m", "genbab.cli", "run-suite", str(root / "instances.csv"),
                     "--root", str(root), "--out", str(out), "--verify-args", "--threads", "1"],
                    cwd=REPO, check=False, timeout=2 * 60 * 60)
-    results = list(csv.DictReader(open(out)))
+    with open(out, newline="") as handle:
+        results = list(csv.DictReader(handle))
     assert len(results) == 2 * len(rows)
     planted = [r for r in results if r["vnnlib"].endswith("_planted.vnnlib")]
     safe = [r for r in results if r["vnnlib"].endswith("_safe.vnnlib")]
