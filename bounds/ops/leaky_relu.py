@@ -133,7 +133,11 @@ def make_kink_rule(op_type: str, alpha: float, binder=None) -> OpRule:
         inexact = torch.sign(l_neg)
         if alpha == 0.0:
             inexact.mul_(torch.sign(u_pos))
-        den = torch.sub(u_pos, l_neg).clamp_(min=torch.finfo(lower.dtype).tiny)
+        # only an empty width is replaced (rise is 0 there): clamping a subnormal width up to
+        # the smallest normal number made the slope of a stable box [u, u] with subnormal u
+        # differ from 1, and its line cut f (found by hypothesis at u = 1.5e-39 in float32)
+        den = torch.sub(u_pos, l_neg)
+        den.masked_fill_(den == 0, torch.finfo(lower.dtype).tiny)
         rise = u_pos if alpha == 0.0 else torch.add(u_pos, l_neg, alpha=-alpha)
         slope = torch.div(rise, den, out=den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         a_down, a_up = _rounded(alpha, lower.dtype)

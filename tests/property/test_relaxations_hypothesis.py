@@ -30,8 +30,9 @@ centres = st.one_of(
     st.floats(-5, 5), st.floats(-40, 40), st.floats(-1e4, 1e4),
     st.sampled_from([0.0, 1.5707964, -1.5707964, 3.1415927, 1.4142135, -1.4142135, -0.75,
                      88.7, -88.7, 104.0, 1e4, -1e4, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, -1.5,
-                     -2.2563764, 1.4905712, -1.19243, 1.418504, -1.418504]))
-widths = st.one_of(st.just(0.0), st.floats(0, 1e-6), st.floats(0, 1.0), st.floats(0, 50.0),
+                     -2.2563764, 1.4905712, -1.19243, 1.418504, -1.418504,
+                     1.5e-39, -1.5e-39, 1e-45, -1e-45, 1.2e-38, -1.2e-38]))   # subnormals
+widths = st.one_of(st.just(0.0), st.floats(0, 1e-6), st.sampled_from([1e-45, 3e-39, 2.4e-38]), st.floats(0, 1.0), st.floats(0, 50.0),
                    st.floats(0, 2e4))
 boxes = st.lists(st.tuples(centres, widths), min_size=1, max_size=16)
 fractions = st.lists(st.floats(0, 1), min_size=1, max_size=8)
@@ -59,6 +60,22 @@ def _points(lower: torch.Tensor, upper: torch.Tensor, fracs: list[float]) -> tor
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(drawn=boxes, fracs=fractions, theta=params)
 def test_relaxation_holds_at_any_point(rule, drawn, fracs, theta):
+    _check_rule(rule, drawn, fracs, theta)
+
+
+# float32 subnormal boxes, every rule, no luck needed: a LeakyRelu line once cut f on [u, u]
+# with u = 1.5e-39 (its chord's width was clamped up to the smallest normal number)
+SUBNORMAL_BOXES = [(c, w) for c in (0.0, 1.5e-39, -1.5e-39, 1e-45, -1e-45, 1.1e-38, -1.1e-38)
+                   for w in (0.0, 1e-45, 3e-39, 2.4e-38)]
+
+
+@pytest.mark.parametrize("rule", UNARY, ids=lambda r: f"{r.op_type}{r.attrs or ''}")
+def test_relaxation_holds_on_subnormal_boxes(rule):
+    for theta in (0.0, 1.0, -1e5, 1e5):
+        _check_rule(rule, SUBNORMAL_BOXES, [0.25, 0.5, 0.75], theta)
+
+
+def _check_rule(rule, drawn, fracs, theta) -> None:
     lower, upper = _tensors(rule, drawn)
     x = _points(lower, upper, fracs)
     y = rule.evaluate(x.double())
