@@ -73,6 +73,40 @@ def _read(model: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str | N
     return proto, where
 
 
+def _validate(proto: onnx.ModelProto, where: str | None) -> None:
+    """Reject what onnxruntime would reject, before normalising: a verdict on a model the
+    official checker cannot run means nothing, and no counterexample could be confirmed.
+    Fuzzing found three such kinds loading silently (benchmarks/soundness/fuzz.py): two nodes
+    writing one tensor, attributes an op does not have, ops that do not exist at the model's
+    opset or an opset newer than any onnx knows.
+    Each node is checked against its schema (``onnx.checker.check_node``); the whole-model
+    checker is not used, as it also refuses models onnxruntime runs (value infos without a
+    shape, common in hand-built and older exported models)."""
+    opset, newest = _default_opset(proto), onnx.defs.onnx_opset_version()
+    if not 1 <= opset <= newest:
+        raise ModelError(where, f"declares opset {opset} of the default ONNX domain; this "
+                                f"onnx knows opsets 1 to {newest}")
+    g = proto.graph
+    written = {i.name for i in g.input} | {i.name for i in g.initializer}
+    context = onnx.checker.C.CheckerContext()
+    context.ir_version = proto.ir_version
+    context.opset_imports = {o.domain: o.version for o in proto.opset_import}
+    for node in g.node:
+        twice = [name for name in node.output if name and name in written]
+        if twice:
+            raise ModelError(where, f"node {node.name or node.op_type!r} writes tensor "
+                                    f"{twice[0]!r}, which another node or input already holds")
+        written.update(node.output)
+        if not onnx.defs.has(node.op_type, node.domain or ""):
+            continue   # no schema at all: the loader's UnsupportedOpError lists every such op
+        try:
+            onnx.checker.check_node(node, context)
+        except onnx.checker.ValidationError as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ModelError(where, f"node {node.name or node.op_type!r} ({node.op_type}) is not "
+                                    f"valid ONNX: {first[:300]}") from err
+
+
 def _default_opset(proto: onnx.ModelProto) -> int:
     for entry in proto.opset_import:
         if entry.domain in ("", "ai.onnx"):
@@ -97,8 +131,8 @@ def _input_shape(value_info: onnx.ValueInfoProto, where: str | None) -> tuple[in
     if dims is None:
         raise ModelError(where, f"the input {value_info.name!r} declares no shape; genbab needs "
                                 "static input shapes")
-    shape = [1 if (d is None or d == 0) and i == 0 and len(dims) > 1 else d
-             for i, d in enumerate(dims)]
+    # an explicit 0 is not symbolic: onnxruntime would refuse a batch of one
+    shape = [1 if d is None and i == 0 and len(dims) > 1 else d for i, d in enumerate(dims)]
     if len(dims) == 1 and dims[0] is None:
         shape = [1]
     if any(d is None or d <= 0 for d in shape):
@@ -179,6 +213,7 @@ def load_model(model: str | Path | onnx.ModelProto) -> Graph:
     ``UnsupportedOpError`` listing every unsupported operator at once.
     """
     proto, where = _read(model)
+    _validate(proto, where)
     g = proto.graph
     initializers = {init.name: tensor_to_torch(init, where) for init in g.initializer}
     inputs = [i for i in g.input if i.name not in initializers]

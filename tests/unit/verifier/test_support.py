@@ -128,7 +128,8 @@ CASES = {
     **{op: (lambda op=op: _unary(op), VERIFY) for op in (
         "Relu", "Sigmoid", "Tanh", "Sin", "Cos", "Exp", "Abs", "Sign", "Floor", "Ceil", "Erf",
         "Softplus", "Softsign", "Neg", "Elu", "Celu", "Selu", "HardSigmoid", "HardSwish",
-        "Atan", "Mish", "Identity", "Dropout", "LeakyRelu", "ThresholdedRelu")},
+        "Atan", "Identity", "Dropout", "LeakyRelu", "ThresholdedRelu")},
+    "Mish": (lambda: _unary("Mish", opset=18), VERIFY),     # Mish exists from opset 18
     "Shrink": (lambda: _unary("Shrink", lambd=0.3, bias=0.1), VERIFY),
     "Gelu": (lambda: _unary("Gelu", opset=20), VERIFY),
     **{op: (lambda op=op: _positive(op), VERIFY) for op in ("Log", "Sqrt", "Reciprocal")},
