@@ -26,6 +26,7 @@ What later stages see (the normalised IR; ``verifier.forward.FORWARD`` evaluates
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import onnx
@@ -135,11 +136,24 @@ def _input_shape(value_info: onnx.ValueInfoProto, where: str | None) -> tuple[in
     shape = [1 if d is None and i == 0 and len(dims) > 1 else d for i, d in enumerate(dims)]
     if len(dims) == 1 and dims[0] is None:
         shape = [1]
+    if 0 in shape:
+        raise ModelError(where, f"the input {value_info.name!r} has an empty dimension "
+                                f"{_format_dims(value_info)}: onnxruntime runs it on no data")
     if any(d is None or d <= 0 for d in shape):
         raise ModelError(where, f"the input {value_info.name!r} has dynamic dimensions "
                                 f"{_format_dims(value_info)}; only the first (batch) dimension may "
                                 "be symbolic.  Export the model with static shapes.")
+    size = math.prod(int(d) for d in shape)
+    if size > MAX_INPUT_ELEMENTS:
+        raise ModelError(where, f"the input {value_info.name!r} has {size:,} elements "
+                                f"({_format_dims(value_info)}); genbab handles at most "
+                                f"{MAX_INPUT_ELEMENTS:,}, and every attack point or box holds "
+                                "one copy")
     return tuple(int(d) for d in shape)
+
+
+MAX_INPUT_ELEMENTS = 1 << 24   # 16.8 M: 100x the largest VNN-COMP input; a 1e9-element input
+# (fuzzing) spent 10 s allocating before the shape check failed
 
 
 def _format_dims(value_info: onnx.ValueInfoProto) -> str:

@@ -236,6 +236,7 @@ def _disagrees_with_onnxruntime(graph, data: bytes, seed: int) -> str | None:
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 4
+        options.intra_op_num_threads = options.inter_op_num_threads = 1   # start-up dominates
         session = ort.InferenceSession(data, sess_options=options,
                                        providers=["CPUExecutionProvider"])
         inp = session.get_inputs()[0]

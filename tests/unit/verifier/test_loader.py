@@ -372,3 +372,44 @@ def test_float64_evaluation_of_loaded_model():
     assert y.dtype == torch.float64 and y.shape == (5, 1, 4)
     expected = x.numpy() @ f32(4, 3).astype(np.float64).T + f32(4)
     np.testing.assert_allclose(y.reshape(5, 4).numpy(), expected, rtol=1e-12)
+
+
+# -- what onnxruntime rejects, the loader rejects too (found by fuzzing; issue 14) ------------
+def _relu_model(**kwargs):
+    return make_model([helper.make_node("Relu", ["x"], ["y"], name="r", **kwargs)], [1, 3])
+
+
+def test_loader_rejects_two_nodes_writing_one_tensor():
+    model = _relu_model()
+    model.graph.node.insert(0, helper.make_node("Relu", ["x"], ["y"], name="first"))
+    with pytest.raises(ModelError, match="writes tensor 'y'"):
+        load_model(model)
+
+
+def test_loader_rejects_an_attribute_the_op_does_not_have():
+    with pytest.raises(ModelError, match=r"node 'r' \(Relu\) is not valid ONNX"):
+        load_model(_relu_model(axis=3))
+
+
+def test_loader_rejects_an_op_absent_at_the_models_opset():
+    model = make_model([helper.make_node("Mish", ["x"], ["y"], name="m")], [1, 3], opset=17)
+    with pytest.raises(ModelError, match="No Op registered for Mish"):
+        load_model(model)
+
+
+@pytest.mark.parametrize("opset", [0, 10**6])
+def test_loader_rejects_an_unknown_opset(opset):
+    model = _relu_model()
+    model.opset_import[0].version = opset
+    with pytest.raises(ModelError, match=f"declares opset {opset}"):
+        load_model(model)
+
+
+@pytest.mark.parametrize("dims, message", [([0, 3], "empty dimension"),
+                                           ([10**9, 3], "genbab handles at most")])
+def test_loader_rejects_an_empty_or_huge_input_fast(dims, message):
+    model = _relu_model()
+    for d, value in zip(model.graph.input[0].type.tensor_type.shape.dim, dims):
+        d.dim_value = value
+    with pytest.raises(ModelError, match=message):
+        load_model(model)
