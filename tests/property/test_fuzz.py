@@ -39,31 +39,24 @@ def test_mutated_onnx_loads_only_as_onnxruntime_runs_it(which, kind, seed):
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(which=st.integers(0, len(SEEDS) - 1), kind=st.sampled_from(fuzz.ONNX_KINDS),
+@given(which=st.integers(0, len(SEEDS) - 1),
+       kind=st.sampled_from([("onnx", k) for k in fuzz.ONNX_KINDS]
+                            + [("vnnlib", k) for k in fuzz.VNNLIB_KINDS]),
        seed=st.integers(0, 2**32 - 1))
-def test_cli_on_mutated_models_answers_in_time_and_cleanly(tmp_path_factory, which, kind, seed):
+def test_cli_on_mutated_inputs_answers_in_time_and_cleanly(tmp_path_factory, which, kind, seed):
     onnx_path, spec_path = SEEDS[which]
-    model = tmp_path_factory.mktemp("fuzz") / "m.onnx"
-    model.write_bytes(fuzz.onnx_mutant(onnx.load(onnx_path), kind, random.Random(seed)))
-    finding, loaded = fuzz.check_onnx(model.read_bytes(), kind)
-    finding = finding or fuzz.check_cli(model, spec_path, kind, may_answer=loaded,
-                                        timeout_s=3.0)
-    assert finding is None, finding
-
-
-@pytest.mark.slow
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(which=st.integers(0, len(SEEDS) - 1), kind=st.sampled_from(fuzz.VNNLIB_KINDS),
-       seed=st.integers(0, 2**32 - 1))
-def test_cli_on_mutated_properties_answers_in_time_and_cleanly(tmp_path_factory, which, kind,
-                                                               seed):
-    onnx_path, spec_path = SEEDS[which]
-    spec = tmp_path_factory.mktemp("fuzz") / "p.vnnlib"
-    text = fuzz.vnnlib_mutant(spec_path.read_text(), kind, random.Random(seed))
-    spec.write_text(text, encoding="latin-1")
-    valid = fuzz._parses(spec.read_text(encoding="latin-1"), onnx_path)
-    finding = fuzz.check_cli(onnx_path, spec, kind, may_answer=valid, timeout_s=3.0)
+    target, mutation = kind
+    rng, folder = random.Random(seed), tmp_path_factory.mktemp("fuzz")
+    if target == "onnx":
+        model, spec = folder / "m.onnx", spec_path
+        model.write_bytes(fuzz.onnx_mutant(onnx.load(onnx_path), mutation, rng))
+        finding, valid = fuzz.check_onnx(model.read_bytes(), mutation)
+    else:
+        model, spec = onnx_path, folder / "p.vnnlib"
+        spec.write_text(fuzz.vnnlib_mutant(spec_path.read_text(), mutation, rng),
+                        encoding="latin-1")
+        finding, valid = None, fuzz._parses(spec.read_text(encoding="latin-1"), onnx_path)
+    finding = finding or fuzz.check_cli(model, spec, mutation, may_answer=valid, timeout_s=3.0)
     assert finding is None, finding
