@@ -46,14 +46,16 @@ class _Run:
 @contextmanager
 def timed(stats: Stats, stage: str) -> Iterator[None]:
     """Time a stage into ``stats.seconds`` and name it in ``stats.stage`` while it runs (what
-    a report written on SIGTERM or by the watchdog says was interrupted)."""
+    a report written on SIGTERM, by the watchdog or after running out of memory names)."""
     start, outer = time.monotonic(), stats.stage
     stats.stage = stage
     try:
         yield
-    finally:
-        stats.stage = outer
+    except BaseException:
         stats.add_time(stage, time.monotonic() - start)
+        raise                   # the stage stays named: an error report says where it stopped
+    stats.stage = outer
+    stats.add_time(stage, time.monotonic() - start)
 
 
 def verify(model: Any, spec: Any, *, timeout: float | None = None, device: str | None = None,

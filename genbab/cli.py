@@ -82,6 +82,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         result = verify(args.model, args.spec, options=options, start_time=args.start_time)
     except (VerifierError, ValueError, OSError) as err:
         return _report_error(args, err, guard)
+    except (MemoryError, RuntimeError) as err:
+        from genbab.branching.memory import is_out_of_memory
+
+        if not is_out_of_memory(err):
+            if args.debug:
+                raise
+            return _report_error(args, err, guard, internal=True)
+        return _report_out_of_memory(args, err, guard)
     except Exception as err:  # a bug in genbab: still answer "error", never sat/unsat
         if args.debug:
             raise
@@ -141,6 +149,27 @@ def _verify_options(args: argparse.Namespace):
         options = dataclasses.replace(options, bounds=dataclasses.replace(
             options.bounds, method=args.bound_method))
     return options
+
+
+def _report_out_of_memory(args, err: BaseException, guard) -> int:
+    """Out of memory where no batch could be halved (the root bounds, an attack): the answer
+    is ``unknown``, not a crash, with the stage that ran out and what to try."""
+    from genbab.api import current_stats
+
+    if guard is not None:
+        guard.answer_or_wait()
+    stats = current_stats()
+    stage = stats.stage if stats is not None else "start-up"
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    message = (f"out of memory during {stage} ({first}); try a larger --max-memory, fewer "
+               "--threads or a machine with more memory")
+    print(f"genbab: {message}", file=sys.stderr)
+    _write_result(args.result_file, "unknown", None)
+    if args.json:
+        print(json.dumps(_partial_report("unknown", message, time.monotonic() - args.start_time)))
+    else:
+        print("unknown")
+    return EXIT_OK
 
 
 def _report_error(args, err: Exception, guard, internal: bool = False) -> int:
