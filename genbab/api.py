@@ -51,11 +51,9 @@ def timed(stats: Stats, stage: str) -> Iterator[None]:
     stats.stage = stage
     try:
         yield
-    except BaseException:
+        stats.stage = outer     # not on an exception: an error report names where it stopped
+    finally:
         stats.add_time(stage, time.monotonic() - start)
-        raise                   # the stage stays named: an error report says where it stopped
-    stats.stage = outer
-    stats.add_time(stage, time.monotonic() - start)
 
 
 def verify(model: Any, spec: Any, *, timeout: float | None = None, device: str | None = None,
@@ -334,17 +332,8 @@ def _confirm(run: _Run, x):
 def _with_float64_margin(run: _Run, cex):
     """The confirmed witness's clause margin on our own float64 evaluation of the loaded graph
     too (onnxruntime stays the judge: it is what the competition's checker runs)."""
-    import numpy as np
-    import torch
-
-    from genbab.verifier.forward import evaluate
-
     clause = run.prop.disjuncts[cex.disjunct].clauses[cex.clause]
-    xt = torch.as_tensor(np.asarray(cex.x, dtype=np.float64)).reshape(
-        1, *run.model_graph.input_shape)
-    with torch.no_grad():
-        y64 = evaluate(run.model_graph, xt).reshape(-1).numpy()
-    margin = float(clause.margins(y64).max())
+    margin = float(clause.margins(_float64_outputs(run, cex.x)).max())
     if margin > 0:
         logger.warning("the counterexample violates the property in onnxruntime (margin %.3g) "
                        "but not in float64 (margin %.3g): float32 rounding makes it", cex.margin,
@@ -352,23 +341,32 @@ def _with_float64_margin(run: _Run, cex):
     return dataclasses.replace(cex, margin_float64=margin)
 
 
-def _confirm_in_float64(run: _Run, x):
-    """For graphs without an ONNX file: re-check with our own evaluation in float64."""
+def _float64_outputs(run: _Run, x):
+    """The loaded graph's flat output at ``x``, evaluated by genbab in float64."""
     import numpy as np
     import torch
 
     from genbab.verifier.forward import evaluate
-    from genbab.verifier.result import Counterexample
 
     xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, *run.model_graph.input_shape)
-    y = evaluate(run.model_graph, xt).reshape(-1).numpy()
+    with torch.no_grad():
+        return evaluate(run.model_graph, xt).reshape(-1).numpy()
+
+
+def _confirm_in_float64(run: _Run, x):
+    """For graphs without an ONNX file: re-check with our own evaluation in float64."""
+    import numpy as np
+
+    from genbab.verifier.result import Counterexample
+
+    y = _float64_outputs(run, x)
     for i, disjunct in enumerate(run.prop.disjuncts):
         for j, clause in enumerate(disjunct.clauses):
             if disjunct.contains(x, 1e-9) and bool(clause.is_satisfied(y, 0.0)):
                 run.stats.extra["checked_with"] = "genbab float64 (no ONNX file)"
                 margin = float(clause.margins(y).max())
-                return Counterexample(x=xt.reshape(run.model_graph.input_shape).numpy(), y=y,
-                                      disjunct=i, clause=j, margin_float64=margin)
+                x64 = np.asarray(x, dtype=np.float64).reshape(run.model_graph.input_shape)
+                return Counterexample(x=x64, y=y, disjunct=i, clause=j, margin_float64=margin)
     return None
 
 

@@ -112,10 +112,8 @@ def _arm_guard(args: argparse.Namespace):
     from genbab.run_guard import RunGuard
 
     def write(word: str, message: str, elapsed: float) -> None:
-        _write_result(args.result_file, word, None)
-        report = _partial_report(word, message, elapsed)
-        print(json.dumps(report) if args.json else word, flush=True)
-        print(f"genbab: {message} during {report['stage']} after {elapsed:.1f} s: {word}",
+        stage = _answer_unfinished(args, word, message, elapsed)
+        print(f"genbab: {message} during {stage} after {elapsed:.1f} s: {word}",
               file=sys.stderr, flush=True)
 
     return RunGuard(args.timeout, args.start_time, write).arm()
@@ -164,12 +162,17 @@ def _report_out_of_memory(args, err: BaseException, guard) -> int:
     message = (f"out of memory during {stage} ({first}); try a larger --max-memory, fewer "
                "--threads or a machine with more memory")
     print(f"genbab: {message}", file=sys.stderr)
-    _write_result(args.result_file, "unknown", None)
-    if args.json:
-        print(json.dumps(_partial_report("unknown", message, time.monotonic() - args.start_time)))
-    else:
-        print("unknown")
+    _answer_unfinished(args, "unknown", message, time.monotonic() - args.start_time)
     return EXIT_OK
+
+
+def _answer_unfinished(args, word: str, message: str, elapsed: float) -> str:
+    """Write ``word`` for a run the pipeline did not finish and print it (``--json``: the
+    partial report); returns the stage that was running."""
+    _write_result(args.result_file, word, None)
+    report = _partial_report(word, message, elapsed)
+    print(json.dumps(report) if args.json else word, flush=True)
+    return report["stage"]
 
 
 def _report_error(args, err: Exception, guard, internal: bool = False) -> int:

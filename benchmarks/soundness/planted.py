@@ -110,11 +110,15 @@ class PlantedModule(nn.Module):
         one_hot[0, 0] = net.amp
         self.register_buffer("lift", torch.from_numpy(one_hot))
 
-    def forward(self, x):
+    def logits(self, x):
+        """The base network's output (before the spike and the softmax)."""
         h = x
         for layer in self.layers[:-1]:
             h = _activation(self.family, layer(h))
-        logits = self.layers[-1](h)
+        return self.layers[-1](h)
+
+    def forward(self, x):
+        logits = self.logits(x)
         tent = 1.0 - ((x - self.centre).abs() * self.inv_radii).sum(dim=1, keepdim=True)
         out = logits + _spike(self.family, tent) * self.lift
         return torch.softmax(out, dim=1) if self.family == "softmax" else out
@@ -235,7 +239,6 @@ def interval_output0(net: PlantedNet, with_spike: bool,
     lo, hi = _affine(*net.weights[-1], lo, hi)
     if with_spike:
         s_lo, s_hi = _interval_spike(net.family, *_interval_tent(net, x_lo, x_hi))
-        lo = lo.copy(); hi = hi.copy()   # noqa: E702
         amp = float(net.amp)
         lo[0], hi[0] = _pad(lo[0] + min(0.0, amp * s_lo[0]), hi[0] + amp * s_hi[0])
     if net.family != "softmax":
@@ -270,7 +273,7 @@ def _amplitude(net: PlantedNet, threshold: float) -> float:
     softmax_0 at the centre is halfway between the threshold and 1)."""
     probe = PlantedModule(net).double()
     with torch.no_grad():
-        logits = _logits(probe, torch.from_numpy(net.centre.astype(np.float64)).reshape(1, -1))
+        logits = probe.logits(torch.from_numpy(net.centre.astype(np.float64)).reshape(1, -1))
     z = logits.reshape(-1).numpy()
     if net.family != "softmax":
         return float(np.float32(threshold - z[0] + 1.0))
@@ -278,13 +281,6 @@ def _amplitude(net: PlantedNet, threshold: float) -> float:
     # softmax_0 = target  <=>  z_0 + amp = log(sum_{j>0} exp(z_j)) + log(target / (1 - target))
     needed = np.log(np.exp(z[1:]).sum()) + math.log(target / (1.0 - target)) - z[0]
     return float(np.float32(needed + 1.0))
-
-
-def _logits(module: PlantedModule, x):
-    h = x
-    for layer in module.layers[:-1]:
-        h = _activation(module.family, layer(h))
-    return module.layers[-1](h)
 
 
 # -- the generator's own checks ---------------------------------------------------------------
